@@ -5,11 +5,31 @@
 //! [`Verdict`] through [`Session::complete`]. No async, no clock, no files, no
 //! sockets: the same code runs natively (tests, fuzzing, benchmarks) and
 //! inside the WebAssembly component that the smtpcell host sandboxes.
+//!
+//! Modules, one concept each: `line` (command line framing), `command`
+//! (grammar), `address` (paths), `params` (MAIL/RCPT parameters), `dot`
+//! (DATA decoding), `bdat` (chunks), `ehlo` (what we advertise), `reply`
+//! (every reply text), `phase` (session states), `session` (transitions),
+//! `outbox` (action coalescing), `info`.
 
 mod action;
+mod address;
+mod bdat;
+mod command;
 mod config;
+mod dot;
+mod ehlo;
 mod envelope;
+mod info;
+mod line;
+mod outbox;
+mod params;
+mod phase;
+mod reply;
+mod session;
 
 pub use action::{Action, Verdict};
 pub use config::{Config, Extensions, PeerInfo};
 pub use envelope::{BodyType, DsnReturn, Envelope, Recipient};
+pub use info::{Info, info};
+pub use session::Session;

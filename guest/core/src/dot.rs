@@ -1,0 +1,430 @@
+//! The DATA content decoder: finds the end of the message and undoes
+//! dot-stuffing (RFC 5321 section 4.5.2), streaming, for any split of the
+//! input across calls.
+//!
+//! # End of data and SMTP smuggling
+//!
+//! Only `<CRLF>.<CRLF>` ends DATA. The CRLF that ended the `DATA` command line
+//! counts as the first CRLF, so content that starts with `.<CRLF>` is empty.
+//! A line ends only at CR LF: a bare LF or a bare CR never starts a new line,
+//! so `\n.\n`, `\n.\r\n`, `\r.\r\n`, `\r\n.\n`, `\r\n.\r\r\n`, `\r\n.\r` and a
+//! NUL next to the dot can never end the message, whatever follows them.
+//!
+//! We **reject** rather than keep such input: a bare CR, a bare LF or a NUL
+//! anywhere in the content makes the message fail. The decoder keeps reading
+//! (and discarding) until the real `<CRLF>.<CRLF>`, then the session answers
+//! `554 5.6.0` and stores nothing. Keeping the bytes as data would be safe
+//! for us, but a message holding `\n.\n` or `\0.` would carry the smuggling
+//! payload to the next, possibly more lenient, hop (published attacks rely on
+//! relays that normalise bare LF or strip NUL). RFC 5321 section 2.3.8 says
+//! these bytes must not be sent, and RFC 6152 forbids NUL in 8BITMIME too, so
+//! no conforming client is affected. Binary content belongs in BDAT.
+//!
+//! # Other failures
+//!
+//! A text line longer than the configured limit (octets including CRLF) and
+//! content larger than the size limit fail the message the same way (552
+//! after its end). The first failure in stream order wins; after it the
+//! decoder only looks for the end, so a failed message costs no memory.
+//!
+//! # Speed and memory
+//!
+//! Ordinary bytes are found with a slice search and copied as whole spans;
+//! only CR, LF, NUL and a dot at the start of a line are looked at one by
+//! one. The decoder holds a few integers of state, never content: output
+//! goes to the caller's buffer, which receives at most the input's length.
+
+use crate::reply::Reply;
+
+/// Why a message failed while its content was being read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// A CR not followed by LF, or an LF not preceded by CR.
+    BareLineEnding,
+    Nul,
+    LineTooLong,
+    TooBig,
+}
+
+impl Fault {
+    pub fn reply(self) -> Reply {
+        match self {
+            Fault::BareLineEnding => Reply::BARE_LINE_ENDING,
+            Fault::Nul => Reply::NUL_IN_MESSAGE,
+            Fault::LineTooLong => Reply::MESSAGE_LINE_TOO_LONG,
+            Fault::TooBig => Reply::SIZE_EXCEEDED,
+        }
+    }
+}
+
+/// What a call to [`DotDecoder::decode`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decoded {
+    /// All input consumed, the end is still to come.
+    Partial,
+    /// The end of data was found; this many input bytes were consumed,
+    /// terminator included. The rest belongs to the next command.
+    End(usize),
+}
+
+/// Where the decoder is within the current line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// After CR LF: a dot here is special.
+    LineStart,
+    /// A dot at the start of a line.
+    Dot,
+    /// `.` CR at the start of a line: LF ends the message.
+    DotCr,
+    /// Inside a line.
+    Text,
+    /// A CR inside a line: LF ends the line.
+    Cr,
+}
+
+/// Streaming decoder of one message's DATA content.
+#[derive(Clone, Debug)]
+pub(crate) struct DotDecoder {
+    state: State,
+    /// Octets of the current line so far, excluding its CR LF.
+    line_len: u64,
+    /// Longest line content allowed (the configured limit minus CR LF).
+    max_line_len: u64,
+    size: u64,
+    max_size: u64,
+    fault: Option<Fault>,
+}
+
+impl DotDecoder {
+    /// `max_line_length` counts CR LF (RFC 5321 section 4.5.3.1.6);
+    /// `max_size` counts content after dot-unstuffing.
+    pub fn new(max_line_length: u32, max_size: u64) -> DotDecoder {
+        DotDecoder {
+            state: State::LineStart,
+            line_len: 0,
+            max_line_len: u64::from(max_line_length).saturating_sub(2),
+            size: 0,
+            max_size,
+            fault: None,
+        }
+    }
+
+    /// The first failure seen, if any. Once set, no more content is written.
+    pub fn fault(&self) -> Option<Fault> {
+        self.fault
+    }
+
+    /// Decodes as much of `input` as belongs to the message, appending
+    /// content to `out` (nothing once a fault was seen).
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Decoded {
+        let mut i = 0;
+        while i < input.len() {
+            match self.state {
+                State::LineStart => {
+                    if input[i] == b'.' {
+                        self.line_len = 1;
+                        self.state = State::Dot;
+                        i += 1;
+                    } else {
+                        self.state = State::Text;
+                    }
+                }
+                State::Dot => {
+                    if input[i] == b'\r' {
+                        self.state = State::DotCr;
+                        i += 1;
+                    } else {
+                        // Dot-stuffed line: the dot is dropped, the rest is text.
+                        self.state = State::Text;
+                    }
+                }
+                State::DotCr => {
+                    if input[i] == b'\n' {
+                        self.state = State::LineStart;
+                        return Decoded::End(i + 1);
+                    }
+                    // `.` CR x: the CR was bare; x is looked at as text.
+                    self.fail(Fault::BareLineEnding);
+                    self.state = State::Text;
+                }
+                State::Text => {
+                    let rest = &input[i..];
+                    let span = rest.iter().position(|&b| matches!(b, b'\r' | b'\n' | 0)).unwrap_or(rest.len());
+                    self.text(&rest[..span], out);
+                    i += span;
+                    if let Some(&special) = input.get(i) {
+                        i += 1;
+                        match special {
+                            b'\r' => self.state = State::Cr,
+                            b'\n' => self.fail(Fault::BareLineEnding),
+                            _ => self.fail(Fault::Nul),
+                        }
+                    }
+                }
+                State::Cr => {
+                    if input[i] == b'\n' {
+                        self.emit(b"\r\n", out);
+                        self.line_len = 0;
+                        self.state = State::LineStart;
+                        i += 1;
+                    } else {
+                        self.fail(Fault::BareLineEnding);
+                        self.state = State::Text;
+                    }
+                }
+            }
+        }
+        Decoded::Partial
+    }
+
+    /// Ordinary line content: counts against the line and size limits, in
+    /// the order a byte-at-a-time reader would hit them.
+    fn text(&mut self, span: &[u8], out: &mut Vec<u8>) {
+        if self.fault.is_some() || span.is_empty() {
+            return;
+        }
+        let len = span.len() as u64;
+        let line_room = self.max_line_len.saturating_sub(self.line_len);
+        let size_room = self.max_size.saturating_sub(self.size);
+        self.line_len += len;
+        if len > line_room || len > size_room {
+            self.fail(if line_room <= size_room { Fault::LineTooLong } else { Fault::TooBig });
+            return;
+        }
+        self.size += len;
+        out.extend_from_slice(span);
+    }
+
+    fn emit(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        if self.fault.is_some() {
+            return;
+        }
+        let len = bytes.len() as u64;
+        if len > self.max_size.saturating_sub(self.size) {
+            self.fail(Fault::TooBig);
+            return;
+        }
+        self.size += len;
+        out.extend_from_slice(bytes);
+    }
+
+    fn fail(&mut self, fault: Fault) {
+        self.fault.get_or_insert(fault);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `input` split into the given pieces; returns content (none
+    /// when the message failed: content written before the fault is split
+    /// dependent and the session discards it), the total consumed when the
+    /// end was found, and the fault.
+    fn run(pieces: &[&[u8]], max_line: u32, max_size: u64) -> (Vec<u8>, Option<usize>, Option<Fault>) {
+        let mut decoder = DotDecoder::new(max_line, max_size);
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for piece in pieces {
+            match decoder.decode(piece, &mut out) {
+                Decoded::Partial => offset += piece.len(),
+                Decoded::End(n) => {
+                    return (keep(out, &decoder), Some(offset + n), decoder.fault());
+                }
+            }
+        }
+        (keep(out, &decoder), None, decoder.fault())
+    }
+
+    fn keep(out: Vec<u8>, decoder: &DotDecoder) -> Vec<u8> {
+        if decoder.fault().is_some() { Vec::new() } else { out }
+    }
+
+    fn whole(input: &[u8]) -> (Vec<u8>, Option<usize>, Option<Fault>) {
+        run(&[input], 1000, 1 << 20)
+    }
+
+    /// Every 2-way split, every 3-way split for short inputs, and one byte
+    /// per call must all agree with the single call.
+    fn assert_split_invariant(input: &[u8], max_line: u32, max_size: u64) {
+        let expected = run(&[input], max_line, max_size);
+        for a in 0..=input.len() {
+            assert_eq!(run(&[&input[..a], &input[a..]], max_line, max_size), expected, "split at {a} of {input:?}");
+            if input.len() <= 40 {
+                for b in a..=input.len() {
+                    let pieces = [&input[..a], &input[a..b], &input[b..]];
+                    assert_eq!(run(&pieces, max_line, max_size), expected);
+                }
+            }
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(run(&bytes, max_line, max_size), expected);
+    }
+
+    #[test]
+    fn plain_message() {
+        let (out, end, fault) = whole(b"Subject: x\r\n\r\nHello\r\n.\r\nQUIT\r\n");
+        assert_eq!(out, b"Subject: x\r\n\r\nHello\r\n");
+        assert_eq!(end, Some(24));
+        assert_eq!(fault, None);
+    }
+
+    #[test]
+    fn empty_message_ends_at_first_line() {
+        assert_eq!(whole(b".\r\n"), (Vec::new(), Some(3), None));
+    }
+
+    #[test]
+    fn dot_unstuffing() {
+        let (out, end, _) = whole(b"..x\r\n..\r\n.\r\n");
+        assert_eq!(out, b".x\r\n.\r\n");
+        assert_eq!(end, Some(12));
+        let (out, _, _) = whole(b"a.b\r\n...\r\n.\r\n");
+        assert_eq!(out, b"a.b\r\n..\r\n");
+    }
+
+    #[test]
+    fn smuggling_sequences_never_end_data_and_fail_the_message() {
+        for seq in [
+            &b"\n.\n"[..],
+            b"\r\n.\n",
+            b"\n.\r\n",
+            b"\r.\r\n",
+            b"\r\n.\r\r\n",
+            b"\r\n.\r",
+            b"\r\n.\0\r\n",
+            b"\r\n\0.\r\n",
+            b"\r\n.\r\0\n",
+        ] {
+            let mut input = b"x".to_vec();
+            input.extend_from_slice(seq);
+            input.extend_from_slice(b"MAIL FROM:<x@y>\r\n");
+            let (_, end, fault) = whole(&input);
+            assert_eq!(end, None, "{seq:?} ended DATA");
+            assert!(fault.is_some(), "{seq:?} was accepted");
+            input.extend_from_slice(b"\r\n.\r\n");
+            let (_, end, _) = whole(&input);
+            assert_eq!(end, Some(input.len()), "{seq:?}");
+        }
+    }
+
+    #[test]
+    fn first_fault_wins() {
+        let (_, _, fault) = whole(b"a\nb\0c\r\n.\r\n");
+        assert_eq!(fault, Some(Fault::BareLineEnding));
+        let (_, _, fault) = whole(b"a\0b\nc\r\n.\r\n");
+        assert_eq!(fault, Some(Fault::Nul));
+    }
+
+    #[test]
+    fn line_limit_counts_crlf() {
+        // 1000 octets including CRLF is fine, 1001 is not.
+        let mut ok = vec![b'a'; 998];
+        ok.extend_from_slice(b"\r\n.\r\n");
+        assert_eq!(whole(&ok).2, None);
+        let mut long = vec![b'a'; 999];
+        long.extend_from_slice(b"\r\n.\r\n");
+        let (out, end, fault) = whole(&long);
+        assert_eq!((out.len(), end, fault), (0, Some(1004), Some(Fault::LineTooLong)));
+        // A stuffed dot counts on the wire.
+        let mut dotted = vec![b'.'; 999];
+        dotted.extend_from_slice(b"\r\n.\r\n");
+        assert_eq!(whole(&dotted).2, Some(Fault::LineTooLong));
+    }
+
+    #[test]
+    fn size_limit_counts_unstuffed_content() {
+        assert_eq!(run(&[b"abc\r\n.\r\n"], 1000, 5).2, None);
+        assert_eq!(run(&[b"abcd\r\n.\r\n"], 1000, 5).2, Some(Fault::TooBig));
+        assert_eq!(run(&[b"..bc\r\n.\r\n"], 1000, 5).2, None);
+        let (out, end, fault) = run(&[b"abcdefgh\r\n.\r\nX"], 1000, 3);
+        assert_eq!((out, end, fault), (Vec::new(), Some(13), Some(Fault::TooBig)));
+    }
+
+    #[test]
+    fn every_split_gives_the_same_result() {
+        let bodies: [&[u8]; 8] = [
+            b"Subject: hi\r\n\r\n..x\r\n..\r\n.y\r\nlast\r\n.\r\nMAIL FROM:<a@b>\r\n",
+            b".\r\n",
+            b"\r\n.\r\r\n.\r\n",
+            b"a\n.\nb\r\n.\r\n",
+            b"\r.\r\n\r\n.\r\n",
+            b"line\r\n.\0\r\n.\r\nrest",
+            b"..\r\n...\r\n....\r\n.\r\n",
+            b"abcdefghij\r\nklmnopqrstuvwxyz\r\n.\r\n",
+        ];
+        for body in bodies {
+            assert_split_invariant(body, 1000, 1 << 20);
+            assert_split_invariant(body, 8, 1 << 20);
+            for max_size in 0..12 {
+                assert_split_invariant(body, 1000, max_size);
+                assert_split_invariant(body, 6, max_size);
+            }
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Lines without CR, LF or NUL, so the only specials are dots.
+        fn body_lines() -> impl Strategy<Value = Vec<Vec<u8>>> {
+            let byte = prop_oneof![Just(b'.'), Just(b'a'), Just(b' '), 1u8..=255u8]
+                .prop_filter("no line breaks or NUL", |b| !matches!(b, b'\r' | b'\n'));
+            proptest::collection::vec(proptest::collection::vec(byte, 0..20), 0..12)
+        }
+
+        fn stuff(lines: &[Vec<u8>]) -> (Vec<u8>, Vec<u8>) {
+            let mut wire = Vec::new();
+            let mut content = Vec::new();
+            for line in lines {
+                if line.first() == Some(&b'.') {
+                    wire.push(b'.');
+                }
+                wire.extend_from_slice(line);
+                wire.extend_from_slice(b"\r\n");
+                content.extend_from_slice(line);
+                content.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b".\r\n");
+            (wire, content)
+        }
+
+        proptest! {
+            #[test]
+            fn stuffing_round_trips(lines in body_lines(), splits in proptest::collection::vec(any::<proptest::sample::Index>(), 0..4)) {
+                let (wire, content) = stuff(&lines);
+                let mut cuts: Vec<usize> = splits.iter().map(|s| s.index(wire.len() + 1)).collect();
+                cuts.sort_unstable();
+                let mut pieces = Vec::new();
+                let mut start = 0;
+                for cut in cuts {
+                    pieces.push(&wire[start..cut]);
+                    start = cut;
+                }
+                pieces.push(&wire[start..]);
+                let expected_fault = lines.iter().any(|l| l.contains(&0)).then_some(Fault::Nul);
+                let (out, end, fault) = run(&pieces, 1000, 1 << 20);
+                prop_assert_eq!(end, Some(wire.len()));
+                prop_assert_eq!(fault, expected_fault);
+                if fault.is_none() {
+                    prop_assert_eq!(out, content);
+                }
+            }
+
+            #[test]
+            fn arbitrary_bytes_are_split_invariant(
+                input in proptest::collection::vec(prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(0u8), Just(b'x')], 0..40),
+                cut in any::<proptest::sample::Index>(),
+                max_line in 2u32..8,
+                max_size in 0u64..16,
+            ) {
+                let cut = cut.index(input.len() + 1);
+                prop_assert_eq!(
+                    run(&[&input[..cut], &input[cut..]], max_line, max_size),
+                    run(&[&input], max_line, max_size)
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! What the server says about itself: the EHLO reply (RFC 5321 section
+//! 4.1.1.1), the HELP text and the capability list reported by `info()`.
+//!
+//! The EHLO keywords come in a fixed order so that the reply is the same
+//! bytes in every host. A keyword appears only when its extension is
+//! enabled; BINARYMIME also needs CHUNKING (RFC 3030 section 3), and
+//! STARTTLS disappears once TLS is active (RFC 3207 section 4.2).
+
+use crate::config::{Config, Extensions};
+
+/// Every extension keyword this build implements, in EHLO order.
+pub(crate) const CAPABILITIES: [&str; 10] = [
+    "PIPELINING",
+    "SIZE",
+    "8BITMIME",
+    "SMTPUTF8",
+    "ENHANCEDSTATUSCODES",
+    "CHUNKING",
+    "BINARYMIME",
+    "DSN",
+    "HELP",
+    "STARTTLS",
+];
+
+fn enabled(keyword: &str, ext: &Extensions, tls_active: bool) -> bool {
+    match keyword {
+        "PIPELINING" => ext.pipelining,
+        "SIZE" => ext.size,
+        "8BITMIME" => ext.eightbitmime,
+        "SMTPUTF8" => ext.smtputf8,
+        "ENHANCEDSTATUSCODES" => ext.enhancedstatuscodes,
+        "CHUNKING" => ext.chunking,
+        "BINARYMIME" => ext.binarymime && ext.chunking,
+        "DSN" => ext.dsn,
+        "HELP" => ext.help,
+        "STARTTLS" => ext.starttls && !tls_active,
+        _ => false,
+    }
+}
+
+/// The lines of the EHLO reply: the hostname, then one keyword per line.
+/// The client's address is never echoed (replies must not vary by host).
+pub(crate) fn ehlo_lines(config: &Config, tls_active: bool) -> Vec<String> {
+    let mut lines = vec![config.hostname.clone()];
+    for keyword in CAPABILITIES {
+        if enabled(keyword, &config.extensions, tls_active) {
+            lines.push(match keyword {
+                "SIZE" => format!("SIZE {}", config.max_message_size),
+                _ => keyword.to_string(),
+            });
+        }
+    }
+    lines
+}
+
+/// The commands HELP lists: the RFC 5321 set plus the enabled extensions'.
+pub(crate) fn help_commands(config: &Config, tls_active: bool) -> String {
+    let mut commands = vec!["HELO", "EHLO", "MAIL", "RCPT", "DATA"];
+    if config.extensions.chunking {
+        commands.push("BDAT");
+    }
+    commands.extend(["RSET", "NOOP", "QUIT", "HELP", "VRFY"]);
+    if config.extensions.starttls && !tls_active {
+        commands.push("STARTTLS");
+    }
+    commands.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_ehlo_lists_every_extension_but_starttls() {
+        let config = Config { hostname: "mx.example".to_string(), ..Config::default() };
+        assert_eq!(
+            ehlo_lines(&config, false),
+            [
+                "mx.example",
+                "PIPELINING",
+                "SIZE 10240000",
+                "8BITMIME",
+                "SMTPUTF8",
+                "ENHANCEDSTATUSCODES",
+                "CHUNKING",
+                "BINARYMIME",
+                "DSN",
+                "HELP"
+            ]
+        );
+    }
+
+    #[test]
+    fn starttls_only_before_tls_and_binarymime_only_with_chunking() {
+        let mut config = Config::default();
+        config.extensions.starttls = true;
+        config.extensions.chunking = false;
+        let lines = ehlo_lines(&config, false);
+        assert_eq!(lines.last().unwrap(), "STARTTLS");
+        assert!(!lines.iter().any(|l| l == "BINARYMIME" || l == "CHUNKING"));
+        assert!(!ehlo_lines(&config, true).iter().any(|l| l == "STARTTLS"));
+        assert!(help_commands(&config, false).ends_with("STARTTLS"));
+        assert!(!help_commands(&config, false).contains("BDAT"));
+    }
+}

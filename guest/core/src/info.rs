@@ -1,0 +1,37 @@
+//! Who this build is, for the host's logs and status reports.
+
+use crate::ehlo::CAPABILITIES;
+
+/// Identity of the protocol implementation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Info {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// The WIT contract implemented.
+    pub contract: &'static str,
+    /// Extension keywords this build can advertise when configured.
+    pub capabilities: Vec<&'static str>,
+}
+
+pub fn info() -> Info {
+    Info {
+        name: "smtpcell-guest",
+        version: env!("CARGO_PKG_VERSION"),
+        contract: "smtp:session@1.0.0",
+        capabilities: CAPABILITIES.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_names_the_contract_and_extensions() {
+        let info = info();
+        assert_eq!(info.name, "smtpcell-guest");
+        assert_eq!(info.contract, "smtp:session@1.0.0");
+        assert!(info.capabilities.contains(&"CHUNKING"));
+        assert_eq!(info.capabilities.len(), 10);
+    }
+}

@@ -1,0 +1,134 @@
+//! Command line framing with a hard memory bound.
+//!
+//! RFC 5321 section 4.5.3.1.4 caps a command line at 512 octets including
+//! CR LF. The reader never holds more than 511 bytes: as soon as a line is
+//! known to be longer it reports [`LineEvent::TooLong`] (answered at once
+//! with 500 5.5.6) and then discards everything up to the next LF, so a
+//! client that never sends a line break costs nothing more.
+//!
+//! A line ends at LF. CR LF is the only correct ending; a line ending in a
+//! bare LF is reported as [`LineEvent::BareLf`] and refused without being
+//! executed, so a bare-LF client gets an immediate, clear error instead of
+//! a silent wait. A stray CR inside a line is left for the command parser,
+//! which refuses it as an invalid character.
+
+/// The longest command line, CR LF included (RFC 5321 section 4.5.3.1.4).
+pub(crate) const MAX_COMMAND_LINE: usize = 512;
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LineEvent {
+    /// A whole line, without its CR LF.
+    Line(Vec<u8>),
+    /// A line ended by LF alone.
+    BareLf,
+    /// The current line is longer than [`MAX_COMMAND_LINE`].
+    TooLong,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct LineReader {
+    /// The start of an unfinished line (at most `MAX_COMMAND_LINE - 1` bytes).
+    partial: Vec<u8>,
+    /// Skipping the rest of a line already reported as too long.
+    discarding: bool,
+}
+
+impl LineReader {
+    /// Consumes input up to and including the first LF, or all of it.
+    /// Returns the number of bytes consumed and the event, if one happened.
+    pub fn read(&mut self, input: &[u8]) -> (usize, Option<LineEvent>) {
+        match input.iter().position(|&b| b == b'\n') {
+            Some(lf) => {
+                let consumed = lf + 1;
+                if std::mem::take(&mut self.discarding) {
+                    return (consumed, None);
+                }
+                if self.partial.len() + consumed > MAX_COMMAND_LINE {
+                    self.partial.clear();
+                    return (consumed, Some(LineEvent::TooLong));
+                }
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(&input[..lf]);
+                if line.pop_if(|b| *b == b'\r').is_some() {
+                    (consumed, Some(LineEvent::Line(line)))
+                } else {
+                    (consumed, Some(LineEvent::BareLf))
+                }
+            }
+            None if self.discarding => (input.len(), None),
+            None if self.partial.len() + input.len() >= MAX_COMMAND_LINE => {
+                self.partial.clear();
+                self.discarding = true;
+                (input.len(), Some(LineEvent::TooLong))
+            }
+            None => {
+                self.partial.extend_from_slice(input);
+                (input.len(), None)
+            }
+        }
+    }
+
+    /// Forgets any unfinished line (after STARTTLS, RFC 3207 section 4.2).
+    pub fn clear(&mut self) {
+        self.partial.clear();
+        self.discarding = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(pieces: &[&[u8]]) -> Vec<LineEvent> {
+        let mut reader = LineReader::default();
+        let mut out = Vec::new();
+        for piece in pieces {
+            let mut rest = *piece;
+            while !rest.is_empty() {
+                let (n, event) = reader.read(rest);
+                rest = &rest[n..];
+                out.extend(event);
+            }
+        }
+        out
+    }
+
+    fn all_splits_agree(input: &[u8]) -> Vec<LineEvent> {
+        let expected = events(&[input]);
+        for cut in 0..=input.len() {
+            assert_eq!(events(&[&input[..cut], &input[cut..]]), expected, "cut {cut}");
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(events(&bytes), expected);
+        expected
+    }
+
+    #[test]
+    fn lines_and_bare_lf() {
+        assert_eq!(
+            all_splits_agree(b"NOOP\r\nRSET\nQUIT\r\n"),
+            vec![LineEvent::Line(b"NOOP".to_vec()), LineEvent::BareLf, LineEvent::Line(b"QUIT".to_vec())]
+        );
+    }
+
+    #[test]
+    fn limit_is_512_octets_with_crlf() {
+        let mut ok = vec![b'x'; 510];
+        ok.extend_from_slice(b"\r\n");
+        assert_eq!(all_splits_agree(&ok), vec![LineEvent::Line(vec![b'x'; 510])]);
+        let mut long = vec![b'x'; 511];
+        long.extend_from_slice(b"\r\nNOOP\r\n");
+        assert_eq!(all_splits_agree(&long), vec![LineEvent::TooLong, LineEvent::Line(b"NOOP".to_vec())]);
+    }
+
+    #[test]
+    fn endless_line_is_reported_once_and_not_kept() {
+        let mut reader = LineReader::default();
+        assert_eq!(reader.read(&[b'a'; 600]), (600, Some(LineEvent::TooLong)));
+        for _ in 0..100 {
+            assert_eq!(reader.read(&[b'a'; 1000]), (1000, None));
+        }
+        assert!(reader.partial.capacity() < MAX_COMMAND_LINE);
+        assert_eq!(reader.read(b"a\r\nQUIT\r\n"), (3, None));
+    }
+}
