@@ -1,0 +1,382 @@
+//! Whole-session properties through the public API: the contract's action
+//! rules, the smuggling table, STARTTLS, timeouts, envelopes, and split
+//! invariance under proptest.
+
+use proptest::prelude::*;
+use smtp_core::{Action, BodyType, Config, DsnReturn, Envelope, PeerInfo, Recipient, Session, Verdict, info};
+
+fn config() -> Config {
+    Config { hostname: "smtpcell.test".to_string(), ..Config::default() }
+}
+
+fn peer() -> PeerInfo {
+    PeerInfo { ip: "203.0.113.7".to_string(), port: 40000 }
+}
+
+/// Everything a host observes, with messages collected by their fate.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Observed {
+    output: Vec<u8>,
+    envelopes: Vec<Envelope>,
+    stored: Vec<Vec<u8>>,
+    begins: usize,
+    ends: usize,
+    aborts: usize,
+    closed: bool,
+}
+
+/// Feeds `pieces` one call each, answering every MessageEnd with the next
+/// verdict (or an accepted one), and checks the contract's ordering rules.
+fn drive(config: Config, pieces: &[&[u8]], verdicts: &[Verdict]) -> Observed {
+    let mut session = Session::new(config, peer());
+    let mut seen = Observed::default();
+    let mut open: Option<Vec<u8>> = None;
+    let mut pending = session.greeting();
+    let mut pieces = pieces.iter();
+    loop {
+        let mut queue = std::mem::take(&mut pending);
+        while !queue.is_empty() {
+            let mut follow_up = Vec::new();
+            for action in queue {
+                assert!(!seen.closed, "action after Close");
+                match action {
+                    Action::Send(bytes) => {
+                        assert_well_formed(&bytes);
+                        seen.output.extend_from_slice(&bytes);
+                    }
+                    Action::MessageBegin(envelope) => {
+                        assert!(open.is_none(), "MessageBegin inside a message");
+                        assert!(!envelope.recipients.is_empty(), "message without recipients");
+                        seen.envelopes.push(envelope);
+                        seen.begins += 1;
+                        open = Some(Vec::new());
+                    }
+                    Action::MessageData(bytes) => {
+                        assert!(!bytes.is_empty());
+                        open.as_mut().expect("data outside a message").extend_from_slice(&bytes);
+                    }
+                    Action::MessageEnd => {
+                        seen.stored.push(open.take().expect("end outside a message"));
+                        let verdict = verdicts.get(seen.ends).cloned().unwrap_or(Verdict::Accepted("id".into()));
+                        seen.ends += 1;
+                        follow_up.extend(session.complete(verdict));
+                    }
+                    Action::MessageAbort => {
+                        open.take().expect("abort outside a message");
+                        seen.aborts += 1;
+                    }
+                    Action::StartTls => follow_up.extend(session.tls_started()),
+                    Action::Close => seen.closed = true,
+                }
+            }
+            queue = follow_up;
+        }
+        match pieces.next() {
+            Some(piece) if !seen.closed => pending = session.feed(piece),
+            _ => return seen,
+        }
+    }
+}
+
+/// Every Send is a sequence of complete `ddd[ -]text CRLF` lines.
+fn assert_well_formed(bytes: &[u8]) {
+    assert!(bytes.ends_with(b"\r\n"), "reply not ended by CRLF: {bytes:?}");
+    for line in bytes[..bytes.len() - 2].split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        assert!(line.len() >= 4, "short reply line {line:?}");
+        assert!(line[..3].iter().all(u8::is_ascii_digit) && matches!(line[0], b'2'..=b'5'));
+        assert!(line[3] == b' ' || line[3] == b'-');
+        assert!(!line.contains(&b'\r') && !line.contains(&0));
+    }
+}
+
+fn whole(input: &[u8]) -> Observed {
+    drive(config(), &[input], &[])
+}
+
+const PRELUDE: &[u8] = b"EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@smtpcell.test>\r\nDATA\r\n";
+
+#[test]
+fn greeting_and_ehlo_bytes() {
+    let seen = whole(b"EHLO client.example\r\n");
+    assert_eq!(
+        String::from_utf8(seen.output).unwrap(),
+        "220 smtpcell.test ESMTP smtpcell\r\n250-smtpcell.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n\
+         250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-BINARYMIME\r\n\
+         250-DSN\r\n250 HELP\r\n"
+    );
+}
+
+#[test]
+fn smuggling_table() {
+    // Each sequence sits between "hello" and a pipelined MAIL FROM, then the
+    // real end follows. None may end DATA early or begin a second message;
+    // all make the message fail (see dot.rs), so none is stored.
+    let sequences: [&[u8]; 10] = [
+        b"\n.\n",
+        b"\r\n.\n",
+        b"\n.\r\n",
+        b"\r.\r\n",
+        b"\r\n.\r\r\n",
+        b"\r\n.\r",
+        b"\r\n\0.\r\n",
+        b"\r\n.\0\r\n",
+        b"\r\n.\r\0\n",
+        b"\r.\r",
+    ];
+    for seq in sequences {
+        let mut input = PRELUDE.to_vec();
+        input.extend_from_slice(b"hello");
+        input.extend_from_slice(seq);
+        input.extend_from_slice(b"MAIL FROM:<x@y>\r\nRCPT TO:<b@smtpcell.test>\r\nDATA\r\nsmuggled\r\n.\r\nNOOP\r\n");
+        for cut in 0..=input.len() {
+            let seen = drive(config(), &[&input[..cut], &input[cut..]], &[]);
+            assert_eq!((seen.begins, seen.ends, seen.aborts), (1, 0, 1), "{seq:?} cut at {cut}");
+            let text = String::from_utf8_lossy(&seen.output);
+            assert!(
+                text.ends_with("554 5.6.0 Error: bare CR or LF in message content\r\n250 2.0.0 Ok\r\n")
+                    || text.ends_with("554 5.6.0 Error: NUL in message content\r\n250 2.0.0 Ok\r\n"),
+                "{seq:?}: {text}"
+            );
+            assert_eq!(text.matches("2.1.0").count(), 1, "{seq:?}: the smuggled MAIL ran");
+        }
+    }
+    // The control: a real end followed by the same pipelined commands
+    // ends exactly one message, and the pipelined MAIL does run.
+    let mut input = PRELUDE.to_vec();
+    input.extend_from_slice(b"hello\r\n.\r\nMAIL FROM:<x@y>\r\n");
+    let seen = whole(&input);
+    assert_eq!((seen.begins, seen.ends, seen.aborts), (1, 1, 0));
+    assert_eq!(seen.stored, vec![b"hello\r\n".to_vec()]);
+    assert!(seen.output.ends_with(b"250 2.0.0 Ok: queued as id\r\n250 2.1.0 Ok\r\n"));
+}
+
+#[test]
+fn replies_of_one_call_are_one_send_and_content_one_chunk() {
+    let mut session = Session::new(config(), peer());
+    session.greeting();
+    let actions =
+        session.feed(b"HELO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nline 1\r\n..line 2\r\nline 3\r\n");
+    assert!(matches!(actions.as_slice(), [Action::Send(_), Action::MessageBegin(_), Action::MessageData(_)]));
+    assert_eq!(actions[2], Action::MessageData(b"line 1\r\n.line 2\r\nline 3\r\n".to_vec()));
+    let actions = session.feed(b".\r\nNOOP\r\nNOOP\r\n");
+    assert_eq!(actions, vec![Action::MessageEnd]);
+    // The host must not feed now; complete() answers and runs the stash.
+    assert_eq!(
+        session.complete(Verdict::Accepted("Q9".into())),
+        vec![Action::Send(b"250 2.0.0 Ok: queued as Q9\r\n250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n".to_vec())]
+    );
+    assert_eq!(session.complete(Verdict::Accepted("again".into())), vec![], "no message pending");
+}
+
+#[test]
+fn envelope_records_everything_mail_and_rcpt_said() {
+    let seen = whole(
+        b"EHLO client.example\r\nMAIL FROM:<a@client.example> SIZE=100 BODY=8BITMIME RET=FULL ENVID=abc\r\n\
+          RCPT TO:<b@smtpcell.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;b+40smtpcell.test\r\nRCPT TO:<Postmaster>\r\nDATA\r\n.\r\n",
+    );
+    assert_eq!(
+        seen.envelopes,
+        vec![Envelope {
+            helo: "client.example".into(),
+            reverse_path: "a@client.example".into(),
+            recipients: vec![
+                Recipient {
+                    address: "b@smtpcell.test".into(),
+                    notify: Some("SUCCESS,DELAY".into()),
+                    orcpt: Some("rfc822;b+40smtpcell.test".into()),
+                },
+                Recipient { address: "Postmaster".into(), notify: None, orcpt: None },
+            ],
+            protocol: "ESMTP".into(),
+            body: BodyType::EightBitMime,
+            smtputf8: false,
+            declared_size: Some(100),
+            dsn_return: Some(DsnReturn::Full),
+            dsn_envid: Some("abc".into()),
+        }]
+    );
+    let helo = whole(b"HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<b@d>\r\nDATA\r\n.\r\n");
+    assert_eq!((helo.envelopes[0].protocol.as_str(), helo.envelopes[0].reverse_path.as_str()), ("SMTP", ""));
+    let utf8 = whole("EHLO c\r\nMAIL FROM:<ü@d> SMTPUTF8\r\nRCPT TO:<b@d>\r\nBDAT 0 LAST\r\n".as_bytes());
+    assert_eq!(utf8.envelopes[0].protocol, "UTF8SMTP");
+    assert!(utf8.envelopes[0].smtputf8);
+}
+
+#[test]
+fn starttls_discards_pipelined_plaintext_and_resets() {
+    let mut config = config();
+    config.extensions.starttls = true;
+    let mut session = Session::new(config, peer());
+    session.greeting();
+    let ehlo = session.feed(b"EHLO a\r\n");
+    assert!(matches!(&ehlo[..], [Action::Send(b)] if b.ends_with(b"250 STARTTLS\r\n")));
+    assert_eq!(
+        session.feed(b"MAIL FROM:<a@b>\r\nSTARTTLS now\r\n")[0],
+        Action::Send(b"250 2.1.0 Ok\r\n501 5.5.4 Syntax: no parameters allowed\r\n".to_vec())
+    );
+    assert_eq!(
+        session.feed(b"STARTTLS\r\n"),
+        vec![Action::Send(b"503 5.5.1 Error: MAIL transaction in progress\r\n".to_vec())]
+    );
+    session.feed(b"RSET\r\n");
+    // CVE-2011-0411: the MAIL pipelined behind STARTTLS must not survive.
+    assert_eq!(
+        session.feed(b"STARTTLS\r\nMAIL FROM:<injected@evil>\r\n"),
+        vec![Action::Send(b"220 2.0.0 Ready to start TLS\r\n".to_vec()), Action::StartTls]
+    );
+    assert_eq!(session.feed(b"NOOP\r\n"), vec![], "nothing is read before the handshake");
+    assert_eq!(session.tls_started(), vec![]);
+    assert_eq!(
+        session.feed(b"MAIL FROM:<a@b>\r\n"),
+        vec![Action::Send(b"503 5.5.1 Error: send HELO/EHLO first\r\n".to_vec())]
+    );
+    let ehlo = session.feed(b"EHLO a\r\n");
+    assert!(matches!(&ehlo[..], [Action::Send(b)] if b.ends_with(b"250 HELP\r\n")), "STARTTLS no longer offered");
+    let actions = session.feed(b"STARTTLS\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n");
+    assert_eq!(actions[0], Action::Send(b"503 5.5.1 Error: TLS already active\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n".to_vec()));
+    assert!(matches!(&actions[1], Action::MessageBegin(e) if e.protocol == "ESMTPS"));
+}
+
+#[test]
+fn timeout_and_shutdown_close_and_abort_open_messages() {
+    let mut session = Session::new(config(), peer());
+    session.greeting();
+    session.feed(b"HELO a\r\n");
+    assert_eq!(
+        session.timeout(),
+        vec![Action::Send(b"421 4.4.2 smtpcell.test Error: timeout exceeded\r\n".to_vec()), Action::Close]
+    );
+    assert_eq!(session.feed(b"NOOP\r\n"), vec![]);
+    assert_eq!(session.shutdown(), vec![]);
+
+    let mut session = Session::new(config(), peer());
+    session.greeting();
+    session.feed(b"HELO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\npartial");
+    assert_eq!(
+        session.shutdown(),
+        vec![
+            Action::MessageAbort,
+            Action::Send(b"421 4.3.2 smtpcell.test Service shutting down\r\n".to_vec()),
+            Action::Close
+        ]
+    );
+
+    let mut session = Session::new(config(), peer());
+    session.feed(b"EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 3\r\nabc");
+    assert_eq!(session.timeout()[0], Action::MessageAbort);
+}
+
+#[test]
+fn hostname_cannot_inject_replies() {
+    let config = Config { hostname: "evil\r\n250 ok".to_string(), ..Config::default() };
+    let seen = drive(config, &[], &[]);
+    assert_eq!(seen.output, b"220 evil250ok ESMTP smtpcell\r\n");
+}
+
+#[test]
+fn recipients_stay_bounded() {
+    let mut input = b"HELO a\r\nMAIL FROM:<a@b>\r\n".to_vec();
+    for i in 0..5000 {
+        input.extend_from_slice(format!("RCPT TO:<r{i}@example.org>\r\n").as_bytes());
+    }
+    input.extend_from_slice(b"DATA\r\n.\r\n");
+    let seen = whole(&input);
+    assert_eq!(seen.envelopes[0].recipients.len(), 100);
+    let refused = String::from_utf8(seen.output).unwrap().matches("452 4.5.3").count();
+    assert_eq!(refused, 4900);
+}
+
+#[test]
+fn endless_input_without_line_breaks_costs_one_reply() {
+    let junk = vec![b'x'; 1 << 20];
+    let mut session = Session::new(config(), peer());
+    session.greeting();
+    let first = session.feed(&junk);
+    assert_eq!(first, vec![Action::Send(b"500 5.5.6 Error: line too long\r\n".to_vec())]);
+    for _ in 0..10 {
+        assert_eq!(session.feed(&junk), vec![]);
+    }
+    assert!(format!("{session:?}").len() < 4096, "the session grew");
+    assert_eq!(session.feed(b"\r\nNOOP\r\n"), vec![Action::Send(b"250 2.0.0 Ok\r\n".to_vec())]);
+}
+
+#[test]
+fn info_reports_contract() {
+    let info = info();
+    assert_eq!((info.name, info.contract), ("smtpcell-guest", "smtp:session@1.0.0"));
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(info.capabilities[0], "PIPELINING");
+}
+
+/// Pieces a hostile or sloppy client might send, in any order.
+fn token() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"EHLO c\r\n".to_vec()),
+        Just(b"HELO c\r\n".to_vec()),
+        Just(b"MAIL FROM:<a@b>\r\n".to_vec()),
+        Just(b"MAIL FROM:<a@b> BODY=BINARYMIME\r\n".to_vec()),
+        Just(b"RCPT TO:<c@d>\r\n".to_vec()),
+        Just(b"DATA\r\n".to_vec()),
+        Just(b"BDAT 3\r\n".to_vec()),
+        Just(b"BDAT 2 LAST\r\n".to_vec()),
+        Just(b"BDAT 0 LAST\r\n".to_vec()),
+        Just(b"RSET\r\n".to_vec()),
+        Just(b"NOOP\r\n".to_vec()),
+        Just(b".\r\n".to_vec()),
+        Just(b"..x\r\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r".to_vec()),
+        Just(b".".to_vec()),
+        Just(b"\0".to_vec()),
+        Just(b"body text ".to_vec()),
+        Just(vec![b'y'; 300]),
+        Just(b"QUIT\r\n".to_vec()),
+    ]
+}
+
+fn verdict() -> impl Strategy<Value = Verdict> {
+    prop_oneof![
+        "[a-zA-Z0-9$]{0,5}".prop_map(Verdict::Accepted),
+        Just(Verdict::InsufficientStorage),
+        Just(Verdict::TemporaryFailure),
+        Just(Verdict::PermanentFailure),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_split_gives_the_same_session(
+        tokens in proptest::collection::vec(token(), 0..40),
+        cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..6),
+        verdicts in proptest::collection::vec(verdict(), 0..4),
+        small in any::<bool>(),
+        transaction in any::<bool>(),
+    ) {
+        // Often start inside a transaction so that content phases are reached.
+        let prefix: &[u8] = if transaction { b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n" } else { b"" };
+        let input = [prefix, &tokens.concat()].concat();
+        let config = if small {
+            // Small limits make size and line failures reachable.
+            Config { max_message_size: 40, max_recipients: 2, ..config() }
+        } else {
+            config()
+        };
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for cut in cuts {
+            pieces.push(&input[start..cut]);
+            start = cut;
+        }
+        pieces.push(&input[start..]);
+        let expected = drive(config.clone(), &[&input], &verdicts);
+        prop_assert_eq!(&drive(config.clone(), &pieces, &verdicts), &expected);
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        prop_assert_eq!(drive(config, &bytes, &verdicts), expected);
+    }
+}
