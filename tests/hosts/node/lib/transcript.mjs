@@ -1,0 +1,136 @@
+// Parser for the transcript files in tests/transcripts. The format and the
+// way a driver runs a file are specified in tests/transcripts/README.md; this
+// mirrors tests/harness/transcript.rs so that every host reads the corpus the
+// same way.
+
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+const DEFAULT_CONFIG = Object.freeze({
+  hostname: "smtpcell.test",
+  maxMessageSize: 10_240_000n,
+  maxRecipients: 100,
+  maxLineLength: 1000,
+  disabled: Object.freeze([]),
+  peerIp: "192.0.2.1",
+});
+
+/** Extension names a transcript may disable (README.md, `disable`). */
+export const EXTENSION_NAMES = Object.freeze([
+  "pipelining", "size", "8bitmime", "enhancedstatuscodes", "smtputf8", "chunking", "binarymime", "dsn", "help",
+]);
+
+const VERDICTS = new Set(["insufficient-storage", "temporary-failure", "permanent-failure"]);
+const CRLF = Buffer.from("\r\n");
+
+/**
+ * @typedef {{tag: "accepted", val: string} | {tag: "insufficient-storage" | "temporary-failure" | "permanent-failure"}} Verdict
+ * @typedef {{name: string, config: typeof DEFAULT_CONFIG, client: Buffer[], expected: Buffer,
+ *            verdicts: Verdict[], messages: Buffer[]}} Transcript
+ */
+
+/** Parses one transcript; throws with `name:line` on malformed input. */
+export function parseTranscript(name, text) {
+  const t = { name, config: { ...DEFAULT_CONFIG }, client: [], expected: [], verdicts: [], messages: [] };
+  let seenExchange = false;
+  // Split on LF and drop one trailing CR, as Rust's str::lines does.
+  const lines = text.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  lines.forEach((raw, index) => {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    const at = `${name}:${index + 1}`;
+    try {
+      if (line.trim() === "" || line.startsWith("#")) return;
+      if (line.startsWith("! ")) {
+        if (seenExchange) throw new Error("configuration after the first C/S line");
+        setConfig(t.config, line.slice(2));
+        return;
+      }
+      if (!(line.length === 2 || line[2] === " ")) throw new Error("expected a two-character tag and a space");
+      const tag = line.slice(0, 2);
+      const rest = line.slice(3);
+      switch (tag) {
+        case "C:": seenExchange = true; t.client.push(Buffer.concat([Buffer.from(rest), CRLF])); break;
+        case "C=": seenExchange = true; t.client.push(unescape(rest)); break;
+        case "S:": seenExchange = true; t.expected.push(Buffer.from(rest), CRLF); break;
+        case "V:": t.verdicts.push(parseVerdict(rest)); break;
+        case "M=": t.messages.push(unescape(rest)); break;
+        default: throw new Error(`unknown tag ${JSON.stringify(tag)}`);
+      }
+    } catch (err) {
+      throw new Error(`${at}: ${err.message}`);
+    }
+  });
+  t.expected = Buffer.concat(t.expected);
+  return t;
+}
+
+/** Every `*.txt` file of a directory, parsed, sorted by name. */
+export function loadCorpus(dir) {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".txt"))
+    .sort()
+    .map((f) => parseTranscript(f, readFileSync(join(dir, f), "utf8")));
+}
+
+/** The ways the input is split into feed calls; each must give the same outcome. */
+export function feedPlans(t) {
+  const input = Buffer.concat(t.client);
+  return [
+    ["per-line", t.client],
+    ["all-at-once", [input]],
+    ["byte-by-byte", [...input].map((b) => Buffer.from([b]))],
+  ];
+}
+
+function setConfig(config, assignment) {
+  const eq = assignment.indexOf("=");
+  if (eq < 0) throw new Error("expected `key = value`");
+  const key = assignment.slice(0, eq).trim();
+  const value = assignment.slice(eq + 1).trim();
+  switch (key) {
+    case "hostname": config.hostname = value; break;
+    case "max-message-size": config.maxMessageSize = BigInt(integer(value)); break;
+    case "max-recipients": config.maxRecipients = Number(integer(value)); break;
+    case "max-line-length": config.maxLineLength = Number(integer(value)); break;
+    case "disable": {
+      config.disabled = value.split(",").map((s) => s.trim().toLowerCase());
+      // A typo would otherwise silently test the default configuration.
+      const unknown = config.disabled.filter((d) => !EXTENSION_NAMES.includes(d));
+      if (unknown.length) throw new Error(`unknown extension ${JSON.stringify(unknown[0])} in \`disable\``);
+      break;
+    }
+    case "peer-ip": config.peerIp = value; break;
+    default: throw new Error(`unknown configuration key ${JSON.stringify(key)}`);
+  }
+}
+
+function integer(text) {
+  if (!/^[0-9]+$/.test(text)) throw new Error(`not a number: ${JSON.stringify(text)}`);
+  return text;
+}
+
+function parseVerdict(text) {
+  const words = text.split(/\s+/).filter(Boolean);
+  if (words.length === 2 && words[0] === "accepted") return { tag: "accepted", val: words[1] };
+  if (words.length === 1 && VERDICTS.has(words[0])) return { tag: words[0] };
+  throw new Error(`unknown verdict ${JSON.stringify(text)}`);
+}
+
+/** Decodes `\r \n \t \0 \\ \xHH`; every other byte is taken literally. */
+export function unescape(text) {
+  const src = Buffer.from(text);
+  const out = [];
+  for (let i = 0; i < src.length; i++) {
+    if (src[i] !== 0x5c) { out.push(src[i]); continue; }
+    const e = String.fromCharCode(src[++i] ?? 0x20);
+    const simple = { r: 13, n: 10, t: 9, 0: 0, "\\": 0x5c }[e];
+    if (simple !== undefined) { out.push(simple); continue; }
+    if (e !== "x") throw new Error(`unknown escape \\${e}`);
+    const hex = src.subarray(i + 1, i + 3).toString("latin1");
+    if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw new Error("\\x needs two hex digits");
+    out.push(parseInt(hex, 16));
+    i += 2;
+  }
+  return Buffer.from(out);
+}

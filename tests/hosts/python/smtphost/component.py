@@ -1,0 +1,209 @@
+"""Loads the protocol component with wasmtime-py and runs sessions in it.
+
+The component is compiled once; every session gets a fresh Store and
+instance, as the contract asks, so a trap or a misbehaving guest can only
+take its own connection down.
+
+What the guest is granted: Rust's standard library makes it import wasi:cli,
+wasi:io, wasi:clocks, wasi:random and wasi:filesystem, so the linker offers
+WASI p2 (add_wasip2), with an empty WasiConfig per store: no arguments, no
+environment variables, no preopened directories, stdin empty, stdout and
+stderr discarded. Each store also caps linear memory and gives every call a
+fuel budget, so a runaway loop or a memory bomb ends that session alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import wasmtime
+from wasmtime import Config, Engine, Store, WasiConfig
+from wasmtime.component import Component, Linker, Record, Variant
+
+from .guard import GuestFault
+
+RECEIVER = "smtp:session/receiver@1.0.0"
+METHODS = ("greeting", "feed", "complete", "timeout", "shutdown")
+# Linear memory per instance, as the native host's default (--guest-memory-mib).
+MAX_MEMORY = 16 << 20
+# Instructions (roughly) one call may execute: far above what a 64 KiB feed
+# needs, small enough that an endless loop is stopped within about a second.
+FUEL_PER_CALL = 1_000_000_000
+
+BODY_TYPES = {"seven-bit": "7BIT", "eight-bit-mime": "8BITMIME", "binary-mime": "BINARYMIME"}
+DSN_RETURNS = {"full": "FULL", "headers": "HDRS"}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    notify: str | None
+    orcpt: str | None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The guest's envelope, with the WIT's kebab-case names made Python."""
+
+    helo: str
+    reverse_path: str
+    recipients: tuple[Recipient, ...]
+    protocol: str
+    body: str  # 7BIT, 8BITMIME or BINARYMIME
+    smtputf8: bool
+    declared_size: int | None
+    dsn_return: str | None  # FULL or HDRS
+    dsn_envid: str | None
+
+
+@dataclass(frozen=True)
+class Action:
+    """`tag` is the WIT case name; `value` is bytes, an Envelope or None."""
+
+    tag: str
+    value: bytes | Envelope | None = None
+
+
+@dataclass(frozen=True)
+class GuestConfig:
+    hostname: str
+    max_message_size: int
+    max_recipients: int
+    max_line_length: int
+    # Transcript names of the extensions to switch off (`8bitmime`, ...).
+    disabled: tuple[str, ...] = ()
+
+    def to_wit(self) -> Record:
+        on = {
+            "pipelining", "size", "eightbitmime", "enhancedstatuscodes", "smtputf8",
+            "chunking", "binarymime", "dsn", "help",
+        }
+        on -= {"eightbitmime" if d == "8bitmime" else d for d in self.disabled}
+        # STARTTLS is never offered: these hosts cannot upgrade the stream.
+        return _record(
+            hostname=self.hostname,
+            max_message_size=self.max_message_size,
+            max_recipients=self.max_recipients,
+            max_line_length=self.max_line_length,
+            extensions=on,
+        )
+
+
+class LoadedComponent:
+    """A compiled component and the linker that instantiates it."""
+
+    def __init__(self, path: str):
+        config = Config()
+        config.consume_fuel = True
+        self._engine = Engine(config)
+        self._component = Component.from_file(self._engine, path)
+        self._linker = Linker(self._engine)
+        self._linker.add_wasip2()
+        receiver = self._component.get_export_index(RECEIVER)
+        if receiver is None:
+            raise ValueError(f"{path} does not export {RECEIVER}")
+        index = lambda name: self._component.get_export_index(name, receiver)  # noqa: E731
+        self._exports = {
+            "info": index("info"),
+            "constructor": index("[constructor]session"),
+            **{m: index(f"[method]session.{m}") for m in METHODS},
+        }
+        missing = [name for name, i in self._exports.items() if i is None]
+        if missing:
+            raise ValueError(f"{path}: {RECEIVER} lacks {', '.join(missing)}")
+        # A throw-away instance answers who the component is.
+        store, instance = self.instantiate()
+        info = _call(store, instance.get_func(store, self._exports["info"]))
+        self.name, self.version, self.contract = info.name, info.version, info.contract
+
+    @property
+    def label(self) -> str:
+        """`name@version`, for logs and trace headers."""
+        return f"{self.name}@{self.version}"
+
+    def instantiate(self) -> tuple[Store, wasmtime.component.Instance]:
+        store = Store(self._engine)
+        store.set_wasi(WasiConfig())
+        store.set_limits(memory_size=MAX_MEMORY)
+        try:
+            return store, self._linker.instantiate(store, self._component)
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as err:
+            raise GuestFault(f"instantiation failed: {err}") from err
+
+    def func(self, store: Store, instance, name: str):
+        return instance.get_func(store, self._exports[name])
+
+
+class GuestSession:
+    """One session in its own instance. Any failure inside the guest raises
+    GuestFault, after which the session must not be used again."""
+
+    def __init__(self, component: LoadedComponent, config: GuestConfig, peer_ip: str, peer_port: int):
+        self._store, instance = component.instantiate()
+        self._funcs = {m: component.func(self._store, instance, m) for m in METHODS}
+        constructor = component.func(self._store, instance, "constructor")
+        self._session = _call(self._store, constructor, config.to_wit(), _record(ip=peer_ip, port=peer_port))
+        self._poisoned = False
+
+    def greeting(self) -> list[Action]:
+        return self._call("greeting")
+
+    def feed(self, data: bytes) -> list[Action]:
+        return self._call("feed", bytes(data))
+
+    def complete(self, kind: str, queue_id: str | None = None) -> list[Action]:
+        """`kind` is `accepted` (with `queue_id`) or a failure verdict name."""
+        return self._call("complete", Variant(kind, queue_id))
+
+    def timeout(self) -> list[Action]:
+        return self._call("timeout")
+
+    def shutdown(self) -> list[Action]:
+        return self._call("shutdown")
+
+    def _call(self, method: str, *args) -> list[Action]:
+        if self._poisoned:
+            raise GuestFault("the instance already faulted")
+        try:
+            raw = _call(self._store, self._funcs[method], self._session, *args)
+            return [_action(v) for v in raw]
+        except GuestFault:
+            self._poisoned = True
+            raise
+
+
+def _call(store: Store, func, *args):
+    """Calls a guest function with a fresh fuel budget; failures become GuestFault."""
+    store.set_fuel(FUEL_PER_CALL)
+    try:
+        return func(store, *args)
+    except (wasmtime.WasmtimeError, wasmtime.Trap) as err:
+        raise GuestFault(f"guest trapped: {err}") from err
+    except (TypeError, ValueError) as err:
+        # A value that does not fit the contract's types.
+        raise GuestFault(f"guest returned a malformed value: {err}") from err
+
+
+def _record(**fields) -> Record:
+    """A WIT record: wasmtime-py matches fields by their kebab-case names."""
+    record = Record()
+    for name, value in fields.items():
+        setattr(record, name.replace("_", "-"), value)
+    return record
+
+
+def _action(v: Variant) -> Action:
+    if v.tag == "message-begin":
+        e = v.payload
+        return Action(v.tag, Envelope(
+            helo=e.helo,
+            reverse_path=getattr(e, "reverse-path"),
+            recipients=tuple(Recipient(r.address, r.notify, r.orcpt) for r in e.recipients),
+            protocol=e.protocol,
+            body=BODY_TYPES[e.body],
+            smtputf8=e.smtputf8,
+            declared_size=getattr(e, "declared-size"),
+            dsn_return=None if getattr(e, "dsn-return") is None else DSN_RETURNS[getattr(e, "dsn-return")],
+            dsn_envid=getattr(e, "dsn-envid"),
+        ))
+    return Action(v.tag, v.payload)

@@ -1,0 +1,176 @@
+"""Parser for the transcript files in tests/transcripts.
+
+The format and the way a driver runs a file are specified in
+tests/transcripts/README.md; this mirrors tests/harness/transcript.rs so that
+every host reads the corpus the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Extension names a transcript may disable (README.md, `disable`).
+EXTENSION_NAMES = (
+    "pipelining", "size", "8bitmime", "enhancedstatuscodes", "smtputf8",
+    "chunking", "binarymime", "dsn", "help",
+)
+VERDICTS = ("insufficient-storage", "temporary-failure", "permanent-failure")
+
+
+@dataclass
+class TranscriptConfig:
+    hostname: str = "smtpcell.test"
+    max_message_size: int = 10_240_000
+    max_recipients: int = 100
+    max_line_length: int = 1000
+    disabled: list[str] = field(default_factory=list)
+    peer_ip: str = "192.0.2.1"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """`accepted` (with a queue id) or one of VERDICTS."""
+
+    kind: str
+    queue_id: str | None = None
+
+
+@dataclass
+class Transcript:
+    name: str
+    config: TranscriptConfig = field(default_factory=TranscriptConfig)
+    # Client input, one entry per `C` line.
+    client: list[bytes] = field(default_factory=list)
+    expected: bytes = b""
+    verdicts: list[Verdict] = field(default_factory=list)
+    # Contents of the messages that end, in order.
+    messages: list[bytes] = field(default_factory=list)
+
+    def input(self) -> bytes:
+        return b"".join(self.client)
+
+    def feed_plans(self) -> list[tuple[str, list[bytes]]]:
+        """The ways the input is split into feed calls; all must agree."""
+        data = self.input()
+        return [
+            ("per-line", list(self.client)),
+            ("all-at-once", [data]),
+            ("byte-by-byte", [data[i:i + 1] for i in range(len(data))]),
+        ]
+
+
+def parse(name: str, text: str) -> Transcript:
+    """Parses one transcript; raises ValueError naming `file:line`."""
+    t = Transcript(name)
+    expected = bytearray()
+    seen_exchange = False
+    # Like Rust's str::lines: split on LF, drop one trailing CR.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        try:
+            if not line.strip() or line.startswith("#"):
+                continue
+            if line.startswith("! "):
+                if seen_exchange:
+                    raise ValueError("configuration after the first C/S line")
+                _set_config(t.config, line[2:])
+                continue
+            if not (len(line) == 2 or line[2] == " "):
+                raise ValueError("expected a two-character tag and a space")
+            tag, rest = line[:2], line[3:]
+            if tag == "C:":
+                seen_exchange = True
+                t.client.append(rest.encode() + b"\r\n")
+            elif tag == "C=":
+                seen_exchange = True
+                t.client.append(unescape(rest))
+            elif tag == "S:":
+                seen_exchange = True
+                expected += rest.encode() + b"\r\n"
+            elif tag == "V:":
+                t.verdicts.append(_parse_verdict(rest))
+            elif tag == "M=":
+                t.messages.append(unescape(rest))
+            else:
+                raise ValueError(f"unknown tag {tag!r}")
+        except ValueError as err:
+            raise ValueError(f"{name}:{number}: {err}") from None
+    t.expected = bytes(expected)
+    return t
+
+
+def load_corpus(directory: str | Path) -> list[Transcript]:
+    """Every `*.txt` file of a directory, parsed, sorted by name."""
+    paths = sorted(Path(directory).glob("*.txt"))
+    return [parse(p.name, p.read_text(encoding="utf-8")) for p in paths]
+
+
+def _set_config(config: TranscriptConfig, assignment: str) -> None:
+    key, eq, value = assignment.partition("=")
+    if not eq:
+        raise ValueError("expected `key = value`")
+    key, value = key.strip(), value.strip()
+    if key == "hostname":
+        config.hostname = value
+    elif key == "max-message-size":
+        config.max_message_size = _integer(value)
+    elif key == "max-recipients":
+        config.max_recipients = _integer(value)
+    elif key == "max-line-length":
+        config.max_line_length = _integer(value)
+    elif key == "disable":
+        config.disabled = [s.strip().lower() for s in value.split(",")]
+        # A typo would otherwise silently test the default configuration.
+        unknown = [d for d in config.disabled if d not in EXTENSION_NAMES]
+        if unknown:
+            raise ValueError(f"unknown extension {unknown[0]!r} in `disable`")
+    elif key == "peer-ip":
+        config.peer_ip = value
+    else:
+        raise ValueError(f"unknown configuration key {key!r}")
+
+
+def _integer(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text):
+        raise ValueError(f"not a number: {text!r}")
+    return int(text)
+
+
+def _parse_verdict(text: str) -> Verdict:
+    words = text.split()
+    if len(words) == 2 and words[0] == "accepted":
+        return Verdict("accepted", words[1])
+    if len(words) == 1 and words[0] in VERDICTS:
+        return Verdict(words[0])
+    raise ValueError(f"unknown verdict {text!r}")
+
+
+_SIMPLE_ESCAPES = {ord("r"): 13, ord("n"): 10, ord("t"): 9, ord("0"): 0, ord("\\"): 0x5C}
+
+
+def unescape(text: str) -> bytes:
+    """Decodes `\\r \\n \\t \\0 \\\\ \\xHH`; every other byte is literal."""
+    src = text.encode()
+    out = bytearray()
+    i = 0
+    while i < len(src):
+        b = src[i]
+        i += 1
+        if b != 0x5C:
+            out.append(b)
+            continue
+        e = src[i] if i < len(src) else None
+        i += 1
+        if e in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[e])
+        elif e == ord("x"):
+            digits = src[i:i + 2].decode("latin-1")
+            if not re.fullmatch(r"[0-9a-fA-F]{2}", digits):
+                raise ValueError("\\x needs two hex digits")
+            out.append(int(digits, 16))
+            i += 2
+        else:
+            raise ValueError(f"unknown escape \\{chr(e) if e is not None else ' '}")
+    return bytes(out)
