@@ -16,7 +16,9 @@
 //!   is back to "greeted": the client must start again with MAIL. Chunks it
 //!   pipelined after the failed one get 503 (need MAIL) and are discarded.
 //! - A BDAT whose size does not parse gets 501 and is treated as a command
-//!   line only: its length is unknown, so nothing can be skipped.
+//!   line only: its length is unknown, so nothing can be skipped. The same
+//!   holds for BDAT while CHUNKING is disabled (502): a client that uses an
+//!   extension that was not advertised gets the command reading it asked for.
 //!
 //! Memory: a chunk is never buffered; its bytes leave as message data in
 //! the same call that delivered them.

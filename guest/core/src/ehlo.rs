@@ -8,42 +8,35 @@
 
 use crate::config::{Config, Extensions};
 
-/// Every extension keyword this build implements, in EHLO order.
-pub(crate) const CAPABILITIES: [&str; 10] = [
-    "PIPELINING",
-    "SIZE",
-    "8BITMIME",
-    "SMTPUTF8",
-    "ENHANCEDSTATUSCODES",
-    "CHUNKING",
-    "BINARYMIME",
-    "DSN",
-    "HELP",
-    "STARTTLS",
+/// Whether a keyword is on, given the extensions and whether TLS is active.
+type Switch = fn(&Extensions, bool) -> bool;
+
+/// Every extension keyword this build implements, in EHLO order, with the
+/// switch that turns it on.
+const KEYWORDS: [(&str, Switch); 10] = [
+    ("PIPELINING", |ext, _| ext.pipelining),
+    ("SIZE", |ext, _| ext.size),
+    ("8BITMIME", |ext, _| ext.eightbitmime),
+    ("SMTPUTF8", |ext, _| ext.smtputf8),
+    ("ENHANCEDSTATUSCODES", |ext, _| ext.enhancedstatuscodes),
+    ("CHUNKING", |ext, _| ext.chunking),
+    ("BINARYMIME", |ext, _| ext.binarymime && ext.chunking),
+    ("DSN", |ext, _| ext.dsn),
+    ("HELP", |ext, _| ext.help),
+    ("STARTTLS", |ext, tls_active| ext.starttls && !tls_active),
 ];
 
-fn enabled(keyword: &str, ext: &Extensions, tls_active: bool) -> bool {
-    match keyword {
-        "PIPELINING" => ext.pipelining,
-        "SIZE" => ext.size,
-        "8BITMIME" => ext.eightbitmime,
-        "SMTPUTF8" => ext.smtputf8,
-        "ENHANCEDSTATUSCODES" => ext.enhancedstatuscodes,
-        "CHUNKING" => ext.chunking,
-        "BINARYMIME" => ext.binarymime && ext.chunking,
-        "DSN" => ext.dsn,
-        "HELP" => ext.help,
-        "STARTTLS" => ext.starttls && !tls_active,
-        _ => false,
-    }
+/// The keywords `info()` reports: everything this build can advertise.
+pub(crate) fn capabilities() -> Vec<&'static str> {
+    KEYWORDS.iter().map(|(keyword, _)| *keyword).collect()
 }
 
 /// The lines of the EHLO reply: the hostname, then one keyword per line.
 /// The client's address is never echoed (replies must not vary by host).
 pub(crate) fn ehlo_lines(config: &Config, tls_active: bool) -> Vec<String> {
     let mut lines = vec![config.hostname.clone()];
-    for keyword in CAPABILITIES {
-        if enabled(keyword, &config.extensions, tls_active) {
+    for (keyword, enabled) in KEYWORDS {
+        if enabled(&config.extensions, tls_active) {
             lines.push(match keyword {
                 "SIZE" => format!("SIZE {}", config.max_message_size),
                 _ => keyword.to_string(),

@@ -1,6 +1,6 @@
 //! Who this build is, for the host's logs and status reports.
 
-use crate::ehlo::CAPABILITIES;
+use crate::ehlo;
 
 /// Identity of the protocol implementation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub fn info() -> Info {
         name: "smtpcell-guest",
         version: env!("CARGO_PKG_VERSION"),
         contract: "smtp:session@1.0.0",
-        capabilities: CAPABILITIES.to_vec(),
+        capabilities: ehlo::capabilities(),
     }
 }
 

@@ -89,6 +89,16 @@ impl Reply {
     pub const TEMPORARY_FAILURE: Reply = reply(451, "4.3.0", "Temporary failure, please try again later");
     pub const PERMANENT_FAILURE: Reply = reply(554, "5.3.0", "Transaction failed");
 
+    /// The opening 220, without enhanced code (RFC 2034 section 3).
+    pub fn greeting(hostname: &str) -> Reply {
+        Reply { code: 220, enhanced: None, text: Cow::Owned(format!("{hostname} ESMTP smtpcell")) }
+    }
+
+    /// The 250 to HELO, without enhanced code (RFC 2034 section 3).
+    pub fn helo(hostname: &str) -> Reply {
+        Reply { code: 250, enhanced: None, text: Cow::Owned(hostname.to_string()) }
+    }
+
     /// The same code and enhanced code with a text built at run time.
     pub fn with_text(self, text: String) -> Reply {
         Reply { text: Cow::Owned(text), ..self }

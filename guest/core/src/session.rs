@@ -23,7 +23,6 @@
 //! The actions of one call are at most a small multiple of its input
 //! (every command line yields at most one reply; EHLO's is the longest).
 
-use std::borrow::Cow;
 use std::mem;
 
 use crate::action::{Action, Verdict};
@@ -73,11 +72,7 @@ impl Session {
     pub fn greeting(&mut self) -> Vec<Action> {
         let mut out = self.outbox();
         if !matches!(self.phase, Phase::Closed) {
-            out.reply(&Reply {
-                code: 220,
-                enhanced: None,
-                text: Cow::Owned(format!("{} ESMTP smtpcell", self.config.hostname)),
-            });
+            out.reply(&Reply::greeting(&self.config.hostname));
         }
         out.finish()
     }
@@ -168,6 +163,9 @@ impl Session {
                 // STARTTLS: plaintext pipelined behind it is dropped, never
                 // executed after the handshake (CVE-2011-0411).
                 Phase::Closed | Phase::AwaitTls => return,
+                // Input behind a message waits for its verdict. (A host that
+                // breaks the contract and feeds now only grows this by what
+                // it feeds.)
                 Phase::AwaitVerdict(_) => {
                     self.stash.extend_from_slice(input);
                     return;
@@ -294,7 +292,7 @@ impl Session {
         if extended {
             out.multiline(250, &ehlo::ehlo_lines(&self.config, self.tls));
         } else {
-            out.reply(&Reply { code: 250, enhanced: None, text: Cow::Owned(self.config.hostname.clone()) });
+            out.reply(&Reply::helo(&self.config.hostname));
         }
     }
 
