@@ -189,7 +189,8 @@ impl Session {
             return 0;
         };
         let failed_before = decoder.fault().is_some();
-        let mut content = Vec::new();
+        // Content never outgrows its input: one allocation per call.
+        let mut content = Vec::with_capacity(if failed_before { 0 } else { input.len() });
         let decoded = decoder.decode(input, &mut content);
         out.data(content);
         if !failed_before && decoder.fault().is_some() {
