@@ -1,0 +1,138 @@
+//! The wit-bindgen adapter: converts between the `smtp:session` WIT types and
+//! smtp-core's Rust types. No protocol logic lives here, so the component
+//! behaves exactly like the core that the native tests exercise.
+
+use std::cell::RefCell;
+
+use exports::smtp::session::receiver as wit;
+use wit::GuestSession;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "smtp-receiver",
+});
+
+struct Component;
+
+export!(Component);
+
+impl wit::Guest for Component {
+    type Session = Session;
+
+    fn info() -> wit::ComponentInfo {
+        let info = smtp_core::info();
+        wit::ComponentInfo {
+            name: info.name.to_string(),
+            version: info.version.to_string(),
+            contract: info.contract.to_string(),
+            capabilities: info.capabilities.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+}
+
+/// Exported resource methods take `&self`, so the core session sits in a
+/// RefCell. Calls never re-enter, so the borrow cannot fail.
+struct Session(RefCell<smtp_core::Session>);
+
+impl Session {
+    fn with(&self, f: impl FnOnce(&mut smtp_core::Session) -> Vec<smtp_core::Action>) -> Vec<wit::Action> {
+        f(&mut self.0.borrow_mut()).into_iter().map(action).collect()
+    }
+}
+
+impl GuestSession for Session {
+    fn new(config: wit::Config, peer: wit::PeerInfo) -> Self {
+        let peer = smtp_core::PeerInfo { ip: peer.ip, port: peer.port };
+        Session(RefCell::new(smtp_core::Session::new(core_config(config), peer)))
+    }
+
+    fn greeting(&self) -> Vec<wit::Action> {
+        self.with(|s| s.greeting())
+    }
+
+    fn feed(&self, input: Vec<u8>) -> Vec<wit::Action> {
+        self.with(|s| s.feed(&input))
+    }
+
+    fn complete(&self, verdict: wit::Verdict) -> Vec<wit::Action> {
+        let verdict = match verdict {
+            wit::Verdict::Accepted(id) => smtp_core::Verdict::Accepted(id),
+            wit::Verdict::InsufficientStorage => smtp_core::Verdict::InsufficientStorage,
+            wit::Verdict::TemporaryFailure => smtp_core::Verdict::TemporaryFailure,
+            wit::Verdict::PermanentFailure => smtp_core::Verdict::PermanentFailure,
+        };
+        self.with(|s| s.complete(verdict))
+    }
+
+    fn tls_started(&self) -> Vec<wit::Action> {
+        self.with(|s| s.tls_started())
+    }
+
+    fn timeout(&self) -> Vec<wit::Action> {
+        self.with(|s| s.timeout())
+    }
+
+    fn shutdown(&self) -> Vec<wit::Action> {
+        self.with(|s| s.shutdown())
+    }
+}
+
+fn core_config(config: wit::Config) -> smtp_core::Config {
+    let ext = config.extensions;
+    smtp_core::Config {
+        hostname: config.hostname,
+        max_message_size: config.max_message_size,
+        max_recipients: config.max_recipients,
+        max_line_length: config.max_line_length,
+        extensions: smtp_core::Extensions {
+            pipelining: ext.contains(wit::Extensions::PIPELINING),
+            size: ext.contains(wit::Extensions::SIZE),
+            eightbitmime: ext.contains(wit::Extensions::EIGHTBITMIME),
+            enhancedstatuscodes: ext.contains(wit::Extensions::ENHANCEDSTATUSCODES),
+            smtputf8: ext.contains(wit::Extensions::SMTPUTF8),
+            chunking: ext.contains(wit::Extensions::CHUNKING),
+            binarymime: ext.contains(wit::Extensions::BINARYMIME),
+            dsn: ext.contains(wit::Extensions::DSN),
+            help: ext.contains(wit::Extensions::HELP),
+            starttls: ext.contains(wit::Extensions::STARTTLS),
+        },
+    }
+}
+
+fn action(action: smtp_core::Action) -> wit::Action {
+    use smtp_core::Action as A;
+    match action {
+        A::Send(bytes) => wit::Action::Send(bytes),
+        A::MessageBegin(envelope) => wit::Action::MessageBegin(wit_envelope(envelope)),
+        A::MessageData(bytes) => wit::Action::MessageData(bytes),
+        A::MessageEnd => wit::Action::MessageEnd,
+        A::MessageAbort => wit::Action::MessageAbort,
+        A::StartTls => wit::Action::StartTls,
+        A::Close => wit::Action::Close,
+    }
+}
+
+fn wit_envelope(e: smtp_core::Envelope) -> wit::Envelope {
+    wit::Envelope {
+        helo: e.helo,
+        reverse_path: e.reverse_path,
+        recipients: e
+            .recipients
+            .into_iter()
+            .map(|r| wit::Recipient { address: r.address, notify: r.notify, orcpt: r.orcpt })
+            .collect(),
+        protocol: e.protocol,
+        body: match e.body {
+            smtp_core::BodyType::SevenBit => wit::BodyType::SevenBit,
+            smtp_core::BodyType::EightBitMime => wit::BodyType::EightBitMime,
+            smtp_core::BodyType::BinaryMime => wit::BodyType::BinaryMime,
+        },
+        smtputf8: e.smtputf8,
+        declared_size: e.declared_size,
+        dsn_return: e.dsn_return.map(|r| match r {
+            smtp_core::DsnReturn::Full => wit::DsnReturn::Full,
+            smtp_core::DsnReturn::Headers => wit::DsnReturn::Headers,
+        }),
+        dsn_envid: e.dsn_envid,
+    }
+}

@@ -1,0 +1,17 @@
+//! smtpcell: an SMTP server whose protocol handling runs in a sandboxed
+//! WebAssembly component, one instance per connection.
+//!
+//! - [`runtime`]: wasmtime engine, compiled component versions, sandboxes.
+//! - [`server`]: sockets, timeouts, limits, graceful shutdown.
+//! - [`spool`]: durable storage of accepted mail (Maildir by default).
+
+pub mod runtime;
+pub mod server;
+pub mod spool;
+
+/// The protocol component built from guest/ with this binary, used unless
+/// `--component` names another.
+pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("SMTPCELL_EMBEDDED_COMPONENT"));
+
+/// Where the build left that component (for tests and other hosts).
+pub const EMBEDDED_COMPONENT_PATH: &str = env!("SMTPCELL_EMBEDDED_COMPONENT");

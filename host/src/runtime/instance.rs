@@ -1,0 +1,153 @@
+//! One connection's sandbox: a Store and a `session` resource in a fresh
+//! instance of a loaded component.
+
+use std::fmt;
+use std::sync::Arc;
+
+use anyhow::Result;
+use wasmtime::component::ResourceAny;
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+
+use super::bindings::{Action, ComponentInfo, GuestConfig, PeerInfo, SmtpReceiver, Verdict};
+use super::component::LoadedComponent;
+use super::engine::GuestState;
+
+/// Why a guest call failed. Every variant ends the connection (a trapped
+/// instance is poisoned); none of them can affect another connection.
+#[derive(Debug)]
+pub enum GuestFault {
+    /// The call used its whole CPU budget (epoch deadline).
+    CpuBudget,
+    /// The instance tried to grow linear memory past its cap.
+    MemoryLimit,
+    /// Any other trap: unreachable, out-of-bounds access, stack overflow…
+    Trap(String),
+    /// The guest returned actions that break the contract.
+    Contract(String),
+}
+
+impl fmt::Display for GuestFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GuestFault::CpuBudget => write!(f, "CPU budget per call exhausted (epoch deadline)"),
+            GuestFault::MemoryLimit => write!(f, "linear memory limit reached"),
+            GuestFault::Trap(detail) => write!(f, "guest trapped: {detail}"),
+            GuestFault::Contract(detail) => write!(f, "contract violation: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for GuestFault {}
+
+impl GuestFault {
+    fn classify(err: wasmtime::Error) -> GuestFault {
+        let err = anyhow::Error::from(err);
+        if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            return GuestFault::CpuBudget;
+        }
+        let text = format!("{err:#}");
+        if text.contains("growing memory") || text.contains("memory minimum size") {
+            return GuestFault::MemoryLimit;
+        }
+        GuestFault::Trap(text)
+    }
+}
+
+/// A live session inside its own instance.
+pub struct GuestSession {
+    store: Store<GuestState>,
+    bindings: SmtpReceiver,
+    session: ResourceAny,
+    component: Arc<LoadedComponent>,
+}
+
+impl GuestSession {
+    /// Instantiates `component` into a fresh Store and constructs the session.
+    pub async fn start(
+        component: &Arc<LoadedComponent>,
+        config: &GuestConfig,
+        peer: &PeerInfo,
+    ) -> Result<Self, GuestFault> {
+        let (mut store, bindings) = instantiate(component).await?;
+        arm(&mut store, component);
+        let session = bindings
+            .smtp_session_receiver()
+            .session()
+            .call_constructor(&mut store, config, peer)
+            .await
+            .map_err(GuestFault::classify)?;
+        Ok(GuestSession { store, bindings, session, component: component.clone() })
+    }
+
+    /// Asks a throw-away instance for the component's identity.
+    pub(super) async fn probe_info(component: &LoadedComponent) -> Result<ComponentInfo, GuestFault> {
+        let (mut store, bindings) = instantiate(component).await?;
+        arm(&mut store, component);
+        bindings.smtp_session_receiver().call_info(&mut store).await.map_err(GuestFault::classify)
+    }
+
+    pub fn component(&self) -> &Arc<LoadedComponent> {
+        &self.component
+    }
+
+    pub async fn greeting(&mut self) -> Result<Vec<Action>, GuestFault> {
+        arm(&mut self.store, &self.component);
+        let api = self.bindings.smtp_session_receiver().session();
+        api.call_greeting(&mut self.store, self.session).await.map_err(GuestFault::classify)
+    }
+
+    pub async fn feed(&mut self, input: &[u8]) -> Result<Vec<Action>, GuestFault> {
+        arm(&mut self.store, &self.component);
+        let api = self.bindings.smtp_session_receiver().session();
+        api.call_feed(&mut self.store, self.session, input).await.map_err(GuestFault::classify)
+    }
+
+    pub async fn complete(&mut self, verdict: &Verdict) -> Result<Vec<Action>, GuestFault> {
+        arm(&mut self.store, &self.component);
+        let api = self.bindings.smtp_session_receiver().session();
+        api.call_complete(&mut self.store, self.session, verdict).await.map_err(GuestFault::classify)
+    }
+
+    pub async fn timeout(&mut self) -> Result<Vec<Action>, GuestFault> {
+        arm(&mut self.store, &self.component);
+        let api = self.bindings.smtp_session_receiver().session();
+        api.call_timeout(&mut self.store, self.session).await.map_err(GuestFault::classify)
+    }
+
+    pub async fn shutdown(&mut self) -> Result<Vec<Action>, GuestFault> {
+        arm(&mut self.store, &self.component);
+        let api = self.bindings.smtp_session_receiver().session();
+        api.call_shutdown(&mut self.store, self.session).await.map_err(GuestFault::classify)
+    }
+}
+
+async fn instantiate(component: &LoadedComponent) -> Result<(Store<GuestState>, SmtpReceiver), GuestFault> {
+    let limits = &component.runtime.limits;
+    let store_limits = StoreLimitsBuilder::new()
+        .memory_size(limits.max_memory)
+        .instances(16)
+        .tables(16)
+        .memories(4)
+        .trap_on_grow_failure(true)
+        .build();
+    let mut store = Store::new(&component.runtime.engine, GuestState::new(store_limits));
+    store.limiter(|state| &mut state.limits);
+    store.epoch_deadline_callback(|mut ctx| {
+        let state = ctx.data_mut();
+        if state.ticks_left == 0 {
+            return Err(Trap::Interrupt.into());
+        }
+        state.ticks_left -= 1;
+        Ok(UpdateDeadline::Yield(1))
+    });
+    arm(&mut store, component);
+    let bindings = component.pre.instantiate_async(&mut store).await.map_err(GuestFault::classify)?;
+    Ok((store, bindings))
+}
+
+/// Gives the next call a fresh CPU budget: it may run for `ticks_per_call`
+/// epoch ticks, yielding to the executor at each one.
+fn arm(store: &mut Store<GuestState>, component: &LoadedComponent) {
+    store.data_mut().ticks_left = component.runtime.limits.ticks_per_call();
+    store.set_epoch_deadline(1);
+}

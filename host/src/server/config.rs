@@ -1,0 +1,56 @@
+//! Server policy: everything the operator sets, in one place.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::runtime::{Extensions, GuestConfig};
+
+/// Timeouts from RFC 5321 section 4.5.3.2, and the server's own limits.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub hostname: String,
+    pub max_message_size: u64,
+    pub max_recipients: u32,
+    pub max_line_length: u32,
+    /// Concurrent connections in all; past it new clients get 421 4.7.0.
+    pub max_connections: usize,
+    /// Waiting for a command (RFC 5321: 5 minutes).
+    pub command_timeout: Duration,
+    /// Waiting for the next block of DATA (RFC 5321: 3 minutes).
+    pub data_timeout: Duration,
+    /// How long a shutdown waits for sessions in the middle of a message.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:2525";
+
+    /// The policy handed to each guest session.
+    pub fn guest_config(&self) -> GuestConfig {
+        GuestConfig {
+            hostname: self.hostname.clone(),
+            max_message_size: self.max_message_size,
+            max_recipients: self.max_recipients,
+            max_line_length: self.max_line_length,
+            // STARTTLS stays off until the host can terminate TLS.
+            extensions: !Extensions::STARTTLS,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: Self::DEFAULT_LISTEN.parse().expect("valid default address"),
+            hostname: "localhost".into(),
+            max_message_size: 10_240_000,
+            max_recipients: 100,
+            max_line_length: 1000,
+            max_connections: 1000,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(180),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Drives one client connection: bytes from the socket go into the guest in
+//! one call per read, and the guest's actions are executed in order.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::guard::ActionGuard;
+use super::listener::ServerContext;
+use crate::runtime::{
+    Action, BodyType, DsnReturn, Envelope, GuestFault, GuestSession, LoadedComponent, PeerInfo, Verdict,
+};
+use crate::spool::{MessageMeta, StoredRecipient, Transaction, is_storage_full};
+
+/// One read of client input. The whole read goes to the guest in one call:
+/// crossing the sandbox boundary per line or per byte would cost more than
+/// the protocol work itself.
+const READ_SIZE: usize = 64 << 10;
+
+enum ConnError {
+    Guest(GuestFault),
+    Client(io::Error),
+}
+
+impl From<GuestFault> for ConnError {
+    fn from(fault: GuestFault) -> Self {
+        ConnError::Guest(fault)
+    }
+}
+
+impl From<io::Error> for ConnError {
+    fn from(err: io::Error) -> Self {
+        ConnError::Client(err)
+    }
+}
+
+/// A message being received: storage open, or failed (the client still
+/// sends the rest, and hears 451/452 at the end).
+enum Pending {
+    Open(Box<dyn Transaction>),
+    Failed(io::Error),
+}
+
+/// What to do once a call's actions have been executed.
+enum Step {
+    Read,
+    Commit,
+    Close,
+}
+
+pub async fn serve_connection(ctx: Arc<ServerContext>, mut stream: TcpStream, peer: SocketAddr) {
+    let component = ctx.registry.current();
+    let span = info_span!("conn", %peer, component = %component.label());
+    async move {
+        debug!("accepted");
+        match drive(&ctx, &component, &mut stream, peer).await {
+            Ok(()) => debug!("closed"),
+            Err(ConnError::Guest(fault)) => {
+                warn!(%fault, "guest fault: ending this connection");
+                // The one reply the host writes itself: the guest that would
+                // have written it is gone.
+                let reply = format!("421 4.3.0 {} Service unavailable, closing connection\r\n", ctx.config.hostname);
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+            Err(ConnError::Client(err)) => debug!(%err, "client connection ended"),
+        }
+        let _ = stream.shutdown().await;
+    }
+    .instrument(span)
+    .await
+}
+
+async fn drive(
+    ctx: &ServerContext,
+    component: &Arc<LoadedComponent>,
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+) -> Result<(), ConnError> {
+    let peer_info = PeerInfo { ip: peer.ip().to_canonical().to_string(), port: peer.port() };
+    let mut guest = GuestSession::start(component, &ctx.guest_config, &peer_info).await?;
+    let mut guard = ActionGuard::new(ctx.config.max_message_size, ctx.config.max_recipients);
+    let mut shutdown = ctx.shutdown.clone();
+    let mut pending: Option<Pending> = None;
+    let mut out = Vec::with_capacity(1024);
+    let mut buf = vec![0u8; READ_SIZE];
+    let mut actions = guest.greeting().await?;
+    loop {
+        guard.check(&actions)?;
+        let mut step = Step::Read;
+        for action in actions {
+            match action {
+                Action::Send(bytes) => out.extend_from_slice(&bytes),
+                Action::MessageBegin(envelope) => pending = Some(open(ctx, component, &envelope, peer)),
+                Action::MessageData(bytes) => write(&mut pending, &bytes),
+                Action::MessageEnd => step = Step::Commit,
+                Action::MessageAbort => pending = None,
+                Action::Close => step = Step::Close,
+                Action::StartTls => unreachable!("the guard refuses start-tls"),
+            }
+        }
+        actions = match step {
+            Step::Commit => {
+                let verdict = commit(pending.take()).await;
+                guest.complete(&verdict).await?
+            }
+            Step::Close => {
+                stream.write_all(&out).await?;
+                return Ok(());
+            }
+            Step::Read => {
+                if !out.is_empty() {
+                    stream.write_all(&out).await?;
+                    out.clear();
+                }
+                if *shutdown.borrow() && !guard.in_message() {
+                    guest.shutdown().await?
+                } else {
+                    let wait = if guard.in_message() { ctx.config.data_timeout } else { ctx.config.command_timeout };
+                    tokio::select! {
+                        read = tokio::time::timeout(wait, stream.read(&mut buf)) => match read {
+                            Err(_elapsed) => {
+                                info!("client timed out");
+                                guest.timeout().await?
+                            }
+                            Ok(Ok(0)) => {
+                                if pending.is_some() {
+                                    info!("client disconnected in the middle of a message; nothing stored");
+                                }
+                                return Ok(());
+                            }
+                            Ok(Ok(n)) => guest.feed(&buf[..n]).await?,
+                            Ok(Err(err)) => return Err(err.into()),
+                        },
+                        _ = shutdown.changed(), if !guard.in_message() => guest.shutdown().await?,
+                    }
+                }
+            }
+        };
+    }
+}
+
+fn open(ctx: &ServerContext, component: &LoadedComponent, envelope: &Envelope, peer: SocketAddr) -> Pending {
+    let meta = MessageMeta {
+        server_hostname: ctx.config.hostname.clone(),
+        client_ip: peer.ip().to_canonical(),
+        helo: envelope.helo.clone(),
+        reverse_path: envelope.reverse_path.clone(),
+        recipients: envelope
+            .recipients
+            .iter()
+            .map(|r| StoredRecipient { address: r.address.clone(), notify: r.notify.clone(), orcpt: r.orcpt.clone() })
+            .collect(),
+        protocol: envelope.protocol.clone(),
+        body: match envelope.body {
+            BodyType::SevenBit => "7BIT",
+            BodyType::EightBitMime => "8BITMIME",
+            BodyType::BinaryMime => "BINARYMIME",
+        },
+        smtputf8: envelope.smtputf8,
+        dsn_return: envelope.dsn_return.map(|r| match r {
+            DsnReturn::Full => "FULL",
+            DsnReturn::Headers => "HDRS",
+        }),
+        dsn_envid: envelope.dsn_envid.clone(),
+        received_at: SystemTime::now(),
+        handled_by: component.label(),
+    };
+    match ctx.spool.begin(&meta) {
+        Ok(txn) => Pending::Open(txn),
+        Err(err) => {
+            warn!(%err, "cannot open storage for a message");
+            Pending::Failed(err)
+        }
+    }
+}
+
+fn write(pending: &mut Option<Pending>, bytes: &[u8]) {
+    if let Some(Pending::Open(txn)) = pending
+        && let Err(err) = txn.write(bytes)
+    {
+        warn!(%err, "cannot write message content");
+        // Dropping the transaction removes what was written so far.
+        *pending = Some(Pending::Failed(err));
+    }
+}
+
+/// Makes the message durable (off the executor: fsync blocks) and turns the
+/// outcome into the verdict the guest will report.
+async fn commit(pending: Option<Pending>) -> Verdict {
+    let failure = |err: &io::Error| {
+        if is_storage_full(err) { Verdict::InsufficientStorage } else { Verdict::TemporaryFailure }
+    };
+    match pending {
+        Some(Pending::Open(txn)) => {
+            let id = txn.queue_id().to_string();
+            match tokio::task::spawn_blocking(move || txn.commit()).await {
+                Ok(Ok(())) => {
+                    info!(queue_id = %id, "message stored");
+                    Verdict::Accepted(id)
+                }
+                Ok(Err(err)) => {
+                    warn!(%err, "cannot make the message durable");
+                    failure(&err)
+                }
+                Err(join) => {
+                    warn!(%join, "storage task failed");
+                    Verdict::TemporaryFailure
+                }
+            }
+        }
+        Some(Pending::Failed(err)) => failure(&err),
+        // The guard guarantees a begin before every end.
+        None => Verdict::TemporaryFailure,
+    }
+}

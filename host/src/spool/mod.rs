@@ -1,0 +1,68 @@
+//! Where accepted mail goes. The connection driver only sees [`Spool`] and
+//! [`Transaction`]; Maildir is the embedded default.
+
+mod maildir;
+mod trace;
+
+use std::io;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+pub use maildir::Maildir;
+pub use trace::{rfc5322_date, trace_headers};
+
+/// One accepted recipient with its RFC 3461 parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecipient {
+    pub address: String,
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
+}
+
+/// What the spool records about a message besides its content. Every string
+/// has been checked by the host to be free of CR, LF and NUL, so it can be
+/// written into a header without injecting one.
+#[derive(Clone, Debug)]
+pub struct MessageMeta {
+    pub server_hostname: String,
+    pub client_ip: IpAddr,
+    pub helo: String,
+    /// Without angle brackets; empty for `<>`.
+    pub reverse_path: String,
+    pub recipients: Vec<StoredRecipient>,
+    /// RFC 3848 protocol name.
+    pub protocol: String,
+    /// `7BIT`, `8BITMIME` or `BINARYMIME`.
+    pub body: &'static str,
+    pub smtputf8: bool,
+    pub dsn_return: Option<&'static str>,
+    pub dsn_envid: Option<String>,
+    pub received_at: SystemTime,
+    /// The component version that handled the session (`name@version`).
+    pub handled_by: String,
+}
+
+/// A storage backend.
+pub trait Spool: Send + Sync + 'static {
+    /// Opens storage for one message and writes its trace headers.
+    fn begin(&self, meta: &MessageMeta) -> io::Result<Box<dyn Transaction>>;
+}
+
+/// One message being written. Dropping it without [`Transaction::commit`]
+/// discards everything written (invariant 2: nothing unacknowledged is ever
+/// visible).
+pub trait Transaction: Send {
+    /// The id reported to the client when the message is accepted.
+    fn queue_id(&self) -> &str;
+    /// Appends message content.
+    fn write(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Makes the message durable and visible. Blocks on fsync: call it off
+    /// the async executor. Returns only once the message survives a crash.
+    fn commit(self: Box<Self>) -> io::Result<()>;
+}
+
+/// Whether an I/O error means "out of space" (reported as 452) rather than a
+/// generic temporary failure (451).
+pub fn is_storage_full(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+}
