@@ -60,7 +60,11 @@ fn node_host() -> &'static Path {
         }
         timed(
             "jco transpile (skipped inside when cached)",
-            Command::new("node").arg("transpile.mjs").arg("--component").arg(smtpcell::EMBEDDED_COMPONENT_PATH).current_dir(&dir),
+            Command::new("node")
+                .arg("transpile.mjs")
+                .arg("--component")
+                .arg(smtpcell::EMBEDDED_COMPONENT_PATH)
+                .current_dir(&dir),
         );
         dir
     })
@@ -74,7 +78,8 @@ fn python_host() -> &'static Path {
         let dir = hosts_dir().join("python");
         let venv = dir.join(".venv");
         let python = venv.join("bin/python");
-        let requirements = std::fs::read(dir.join("requirements.txt")).expect("tests/hosts/python/requirements.txt exists");
+        let requirements =
+            std::fs::read(dir.join("requirements.txt")).expect("tests/hosts/python/requirements.txt exists");
         // A copy of the requirements the venv was built from: a changed pin
         // rebuilds it.
         let stamp = venv.join("installed-requirements.txt");
@@ -96,7 +101,8 @@ fn python_host() -> &'static Path {
 fn assert_corpus_passes(mut cmd: Command) {
     let expected = Transcript::load_all().expect("the corpus parses").len();
     let start = Instant::now();
-    let report = run(cmd.arg("--component").arg(smtpcell::EMBEDDED_COMPONENT_PATH).arg("--transcripts").arg(corpus_dir()));
+    let report =
+        run(cmd.arg("--component").arg(smtpcell::EMBEDDED_COMPONENT_PATH).arg("--transcripts").arg(corpus_dir()));
     eprintln!("other_hosts: {cmd:?} took {:.1}s", start.elapsed().as_secs_f64());
     let last = report.lines().last().unwrap_or_default();
     assert_eq!(last, format!("{expected} passed, 0 failed"), "unexpected report:\n{report}");
@@ -144,12 +150,19 @@ struct HostServer {
 impl HostServer {
     fn start(mut cmd: Command, maildir: &Path, log: PathBuf) -> HostServer {
         let log_file = std::fs::File::create(&log).expect("creating the server log");
-        cmd.args(["--listen", "127.0.0.1:0", "--hostname", "smtpcell.test", "--component", smtpcell::EMBEDDED_COMPONENT_PATH])
-            .arg("--maildir")
-            .arg(maildir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file);
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--hostname",
+            "smtpcell.test",
+            "--component",
+            smtpcell::EMBEDDED_COMPONENT_PATH,
+        ])
+        .arg("--maildir")
+        .arg(maildir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();

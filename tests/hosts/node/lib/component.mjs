@@ -30,11 +30,14 @@ export async function transpileCached(wasmPath) {
   if (existsSync(join(dir, `${NAME}.js`))) return dir;
   // --instantiation async: the module exports instantiate() instead of
   // instantiating itself on import, which is what gives one instance per
-  // session. Errors stay raw traps (no ComponentError wrapping).
-  const { files } = await transpile(bytes, { name: NAME, instantiation: "async", noTypescript: true, quiet: true });
+  // session.
+  const { files } = await transpile(bytes, { name: NAME, instantiation: "async", emitTypescriptDeclarations: false });
   const staging = `${dir}.tmp-${process.pid}-${Date.now()}`;
   mkdirSync(staging, { recursive: true });
-  for (const [file, content] of Object.entries(files)) writeFileSync(join(staging, file), content);
+  for (const [file, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(staging, file)), { recursive: true });
+    writeFileSync(join(staging, file), content);
+  }
   try {
     renameSync(staging, dir);
   } catch (err) {
@@ -78,7 +81,12 @@ export class LoadedComponent {
 
   /** The exported `receiver` interface of a brand-new instance. */
   async receiver() {
-    const exports = await this.#instantiate(this.#getCoreModule, wasiImports);
+    let exports;
+    try {
+      exports = await this.#instantiate(this.#getCoreModule, wasiImports);
+    } catch (err) {
+      throw new GuestFault(`cannot instantiate the component (an import lib/wasi.mjs does not grant?): ${err.message}`);
+    }
     const receiver = exports[RECEIVER] ?? exports.receiver;
     if (!receiver?.Session) throw new Error(`the component does not export ${RECEIVER}`);
     return receiver;

@@ -53,9 +53,11 @@ class Connection {
 
   async drive() {
     const { component, guestConfig } = this.#ctx;
+    // First: from now on socket errors are the reader's, not an unhandled
+    // 'error' event that would end the whole process.
+    const reader = new SocketReader(this.#socket);
     const session = await GuestSession.start(component, guestConfig, this.#peer);
     const guard = new ActionGuard(guestConfig.maxMessageSize, guestConfig.maxRecipients);
-    const reader = new SocketReader(this.#socket);
     let out = [];
     let actions = session.greeting();
     for (;;) {

@@ -83,7 +83,7 @@ function checkEnvelope(e, maxRecipients) {
   const fields = [e.helo, e.reversePath, e.protocol, e.dsnEnvid];
   for (const r of e.recipients) fields.push(r.address, r.notify, r.orcpt);
   for (const field of fields) {
-    if (field === undefined) continue;
+    if (field == null) continue; // an absent option
     // Length in octets, as the header writer will emit them.
     if (Buffer.byteLength(field) > MAX_FIELD || /[\r\n\0]/.test(field)) {
       violation("envelope field with CR, LF, NUL or over 1024 octets");

@@ -16,14 +16,14 @@ export function traceHeaders(envelope, meta, queueId) {
   let h = `Return-Path: <${envelope.reversePath}>\r\n`;
   for (const r of envelope.recipients) {
     h += `X-Envelope-To: <${r.address}>`;
-    if (r.notify !== undefined) h += ` NOTIFY=${r.notify}`;
-    if (r.orcpt !== undefined) h += ` ORCPT=${r.orcpt}`;
+    if (r.notify != null) h += ` NOTIFY=${r.notify}`;
+    if (r.orcpt != null) h += ` ORCPT=${r.orcpt}`;
     h += "\r\n";
   }
   h += `X-Envelope-Body: ${BODY[envelope.body]}`;
   if (envelope.smtputf8) h += " SMTPUTF8";
-  if (envelope.dsnReturn !== undefined) h += ` RET=${RET[envelope.dsnReturn]}`;
-  if (envelope.dsnEnvid !== undefined) h += ` ENVID=${envelope.dsnEnvid}`;
+  if (envelope.dsnReturn != null) h += ` RET=${RET[envelope.dsnReturn]}`;
+  if (envelope.dsnEnvid != null) h += ` ENVID=${envelope.dsnEnvid}`;
   h += "\r\n";
   h += `Received: from ${envelope.helo} ([${meta.clientIp}])\r\n`;
   h += `\tby ${meta.serverHostname} (smtpcell node host, ${meta.handledBy}) with ${envelope.protocol} id ${queueId}`;

@@ -1,31 +1,28 @@
 // The WASI imports handed to the component. Rust's standard library makes
-// the guest import wasi:cli, wasi:io, wasi:clocks, wasi:random and
-// wasi:filesystem even though the protocol code never uses them; the native
-// host links them with an empty context. jco has no such context, so this
-// module takes preview2-shim's implementations and shuts every door that
-// reaches outside the process:
+// the guest import wasi:cli and wasi:io even though the protocol code never
+// uses them; the native host links them with an empty context. jco has no
+// such context, so this module takes preview2-shim's implementations and
+// shuts every door that reaches outside the process:
 //
 //   environment  no variables, no arguments, no initial directory
-//   filesystem   no preopened directory, so no descriptor can ever be opened
 //   stdin        denied: asking for it traps
 //   stdout/err   both go to this process's stderr (a panic message lands in
 //                the host's log, never in its stdout, which carries reports)
 //   exit         traps instead of ending the host process
-//   clocks       real wall and monotonic clocks (read-only)
-//   random       the OS random source (std seeds its hash maps with it)
+//   io           streams, pollables and errors for the above
 //
-// wasi:sockets and wasi:http are not offered at all: a component importing
-// them fails to instantiate. The shim's knobs are process-wide, which is
-// fine here: the process hosts nothing but this component.
+// Nothing else is offered (no filesystem, clocks, random, sockets or http):
+// a component that imports more fails to instantiate, and whoever grants
+// more does it here, on purpose. The shim's knobs are process-wide, which
+// is fine: the process hosts nothing but this component.
 
-import { cli, clocks, filesystem, io, random } from "@bytecodealliance/preview2-shim";
+import { cli, io } from "@bytecodealliance/preview2-shim";
 
 import { GuestFault } from "./guard.mjs";
 
 cli._setEnv({});
 cli._setArgs([]);
 cli._setCwd(undefined);
-filesystem._clearPreopens();
 
 function denied(what) {
   return () => {
@@ -38,7 +35,7 @@ const stderr = cli.stderr.getStderr();
 /** Imports keyed the way jco's `--instantiation` output asks for them. */
 export const wasiImports = Object.freeze({
   "wasi:cli/environment": cli.environment,
-  "wasi:cli/exit": { exit: denied("wasi:cli/exit"), exitWithCode: denied("wasi:cli/exit") },
+  "wasi:cli/exit": { exit: denied("wasi:cli/exit") },
   "wasi:cli/stdin": { getStdin: denied("stdin") },
   "wasi:cli/stdout": { getStdout: () => stderr },
   "wasi:cli/stderr": { getStderr: () => stderr },
@@ -47,14 +44,7 @@ export const wasiImports = Object.freeze({
   "wasi:cli/terminal-stdin": cli.terminalStdin,
   "wasi:cli/terminal-stdout": cli.terminalStdout,
   "wasi:cli/terminal-stderr": cli.terminalStderr,
-  "wasi:clocks/monotonic-clock": clocks.monotonicClock,
-  "wasi:clocks/wall-clock": clocks.wallClock,
-  "wasi:filesystem/preopens": filesystem.preopens,
-  "wasi:filesystem/types": filesystem.types,
   "wasi:io/error": io.error,
   "wasi:io/poll": io.poll,
   "wasi:io/streams": io.streams,
-  "wasi:random/insecure": random.insecure,
-  "wasi:random/insecure-seed": random.insecureSeed,
-  "wasi:random/random": random.random,
 });

@@ -125,6 +125,8 @@ class LoadedComponent:
         store = Store(self._engine)
         store.set_wasi(WasiConfig())
         store.set_limits(memory_size=MAX_MEMORY)
+        # Instantiation runs the component's start code, which burns fuel too.
+        store.set_fuel(FUEL_PER_CALL)
         try:
             return store, self._linker.instantiate(store, self._component)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as err:
