@@ -24,3 +24,24 @@ fmt:
 # Where the built component is, for embedding it in other hosts.
 wasm: build
     @echo target/guest/wasm32-wasip2/guest/smtp_component.wasm
+
+# Needs `cargo install cargo-fuzz`. Runs on stable Rust: without a sanitizer
+# cargo-fuzz passes no nightly flag (smtp-core has no unsafe code, so ASan
+# would add little); with `-s address` it passes -Zsanitizer, which stable
+# rustc takes only with RUSTC_BOOTSTRAP=1. New inputs go to
+# guest/core/fuzz/corpus (not committed), crashes to guest/core/fuzz/artifacts.
+#
+# Fuzz the core for SECONDS per target, one target after another on one core (`just fuzz 3600 session`).
+fuzz SECONDS="60" *TARGETS="command dot bdat session":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd guest/core
+    for target in {{TARGETS}}; do
+        mkdir -p fuzz/corpus/$target
+        cargo fuzz run --sanitizer none $target fuzz/corpus/$target fuzz/seeds/$target -- \
+            -max_total_time={{SECONDS}} -max_len=4096 -timeout=10 -dict=fuzz/smtp.dict -print_final_stats=1
+    done
+
+# Rewrite the committed seed corpus from tests/transcripts.
+fuzz-seeds:
+    cd guest/core/fuzz && cargo run --example seed_corpus

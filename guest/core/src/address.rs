@@ -17,7 +17,7 @@ use std::net::Ipv6Addr;
 
 /// A mailbox, without angle brackets and source route, exactly as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Mailbox(String);
+pub struct Mailbox(String);
 
 impl Mailbox {
     pub fn as_str(&self) -> &str {
@@ -31,7 +31,7 @@ impl Mailbox {
 
 /// The argument of MAIL FROM.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ReversePath {
+pub enum ReversePath {
     /// `<>`: no bounce address (RFC 5321 section 4.5.5).
     Null,
     Mailbox(Mailbox),
@@ -39,7 +39,7 @@ pub(crate) enum ReversePath {
 
 /// The argument of RCPT TO.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ForwardPath {
+pub enum ForwardPath {
     /// `<postmaster>` without a domain, in any case, as written
     /// (RFC 5321 section 4.5.1: always accepted).
     Postmaster(String),

@@ -25,7 +25,7 @@
 
 /// Counts down the octets of one chunk.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ChunkReader {
+pub struct ChunkReader {
     remaining: u64,
 }
 

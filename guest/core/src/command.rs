@@ -15,7 +15,7 @@ use crate::address::{self, ForwardPath, ReversePath};
 use crate::reply::Reply;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Command<'a> {
+pub enum Command<'a> {
     Helo(&'a str),
     Ehlo(&'a str),
     /// `params` is the unparsed text after the path (empty or starting with SP).

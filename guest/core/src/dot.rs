@@ -32,13 +32,15 @@
 //! Ordinary bytes are found with a slice search and copied as whole spans;
 //! only CR, LF, NUL and a dot at the start of a line are looked at one by
 //! one. The decoder holds a few integers of state, never content: output
-//! goes to the caller's buffer, which receives at most the input's length.
+//! goes to the caller's buffer, which receives at most the input's length
+//! plus one byte (a CR that ended the previous call is written together
+//! with the LF that starts this one).
 
 use crate::reply::Reply;
 
 /// Why a message failed while its content was being read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Fault {
+pub enum Fault {
     /// A CR not followed by LF, or an LF not preceded by CR.
     BareLineEnding,
     Nul,
@@ -47,7 +49,7 @@ pub(crate) enum Fault {
 }
 
 impl Fault {
-    pub fn reply(self) -> Reply {
+    pub(crate) fn reply(self) -> Reply {
         match self {
             Fault::BareLineEnding => Reply::BARE_LINE_ENDING,
             Fault::Nul => Reply::NUL_IN_MESSAGE,
@@ -59,7 +61,7 @@ impl Fault {
 
 /// What a call to [`DotDecoder::decode`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Decoded {
+pub enum Decoded {
     /// All input consumed, the end is still to come.
     Partial,
     /// The end of data was found; this many input bytes were consumed,
@@ -84,7 +86,7 @@ enum State {
 
 /// Streaming decoder of one message's DATA content.
 #[derive(Clone, Debug)]
-pub(crate) struct DotDecoder {
+pub struct DotDecoder {
     state: State,
     /// Octets of the current line so far, excluding its CR LF.
     line_len: u64,
@@ -306,6 +308,19 @@ mod tests {
             let (_, end, _) = whole(&input);
             assert_eq!(end, Some(input.len()), "{seq:?}");
         }
+    }
+
+    /// Found by the `dot` fuzz target: the session sized its per-call
+    /// buffer to the input, one byte short when a CR LF is split.
+    #[test]
+    fn one_call_writes_at_most_its_input_plus_a_held_back_cr() {
+        let mut decoder = DotDecoder::new(1000, 1 << 20);
+        let mut out = Vec::new();
+        assert_eq!(decoder.decode(b"ab\r", &mut out), Decoded::Partial);
+        assert_eq!(out, b"ab");
+        out.clear();
+        assert_eq!(decoder.decode(b"\n", &mut out), Decoded::Partial);
+        assert_eq!(out, b"\r\n");
     }
 
     #[test]

@@ -20,6 +20,9 @@ mod config;
 mod dot;
 mod ehlo;
 mod envelope;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod info;
 mod line;
 mod outbox;

@@ -189,8 +189,9 @@ impl Session {
             return 0;
         };
         let failed_before = decoder.fault().is_some();
-        // Content never outgrows its input: one allocation per call.
-        let mut content = Vec::with_capacity(if failed_before { 0 } else { input.len() });
+        // Content never outgrows its input plus a CR held back from the
+        // previous call (see dot.rs): one allocation per call.
+        let mut content = Vec::with_capacity(if failed_before { 0 } else { input.len() + 1 });
         let decoded = decoder.decode(input, &mut content);
         out.data(content);
         if !failed_before && decoder.fault().is_some() {
