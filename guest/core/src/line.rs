@@ -73,6 +73,12 @@ impl LineReader {
         self.partial.clear();
         self.discarding = false;
     }
+
+    /// Heap bytes held between calls, for the session's memory-bound tests.
+    #[cfg(test)]
+    pub fn retained(&self) -> usize {
+        self.partial.capacity()
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,9 @@ use crate::params;
 use crate::phase::{Chunking, Hello, Phase, Transaction};
 use crate::reply::Reply;
 
+#[cfg(test)]
+mod bounds;
+
 /// The server side of one SMTP connection.
 #[derive(Debug)]
 pub struct Session {
