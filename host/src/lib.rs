@@ -8,6 +8,7 @@
 pub mod runtime;
 pub mod server;
 pub mod spool;
+pub mod transcript;
 
 /// The protocol component built from guest/ with this binary, used unless
 /// `--component` names another.

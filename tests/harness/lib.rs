@@ -6,3 +6,11 @@ pub mod client;
 pub mod driver;
 pub mod server;
 pub mod transcript;
+
+/// The v2 test build of the component: greets with `ESMTP smtpcell v2`,
+/// reports version `2.0.0-testbed`, and misbehaves on trigger words (see
+/// guest/component/src/testbed.rs).
+pub const TESTBED_COMPONENT: &str = env!("SMTPCELL_TESTBED_COMPONENT");
+
+/// A test build whose replies are all failures: type-checks, fails replay.
+pub const WRONG_REPLIES_COMPONENT: &str = env!("SMTPCELL_WRONG_REPLIES_COMPONENT");

@@ -99,7 +99,7 @@ fn python_host() -> &'static Path {
 
 /// Runs a host's transcript runner over the corpus and checks its report.
 fn assert_corpus_passes(mut cmd: Command) {
-    let expected = Transcript::load_all().expect("the corpus parses").len();
+    let expected = Transcript::corpus().expect("the corpus parses").len();
     let start = Instant::now();
     let report =
         run(cmd.arg("--component").arg(smtpcell::EMBEDDED_COMPONENT_PATH).arg("--transcripts").arg(corpus_dir()));

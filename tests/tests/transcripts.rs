@@ -2,8 +2,9 @@
 //! through the built component in the host's runtime, fed in several ways:
 //! both must produce exactly the expected bytes and the same events.
 
-use smtpcell_tests::driver::{ComponentDriver, CoreDriver, check, embedded_component, feed_plans, run};
+use smtpcell_tests::driver::{CoreDriver, embedded_component};
 use smtpcell_tests::transcript::Transcript;
+use smtpcell_tests::transcript::{ComponentDriver, check, feed_plans, run};
 
 /// Inputs below this size are also fed at every two-way split point.
 const EVERY_SPLIT_BELOW: usize = 2048;
@@ -12,7 +13,7 @@ const EVERY_SPLIT_BELOW: usize = 2048;
 fn every_transcript_gives_the_same_bytes_natively_and_in_the_component() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let component = embedded_component();
-    let transcripts = Transcript::load_all().expect("the corpus parses");
+    let transcripts = Transcript::corpus().expect("the corpus parses");
     assert!(transcripts.len() >= 30, "the corpus has only {} transcripts", transcripts.len());
     let mut failures = Vec::new();
     let mut runs = 0;

@@ -4,6 +4,9 @@
 
 use std::cell::RefCell;
 
+#[cfg(any(feature = "testbed-v2", feature = "fault-injection", feature = "wrong-replies"))]
+mod testbed;
+
 use exports::smtp::session::receiver as wit;
 use wit::GuestSession;
 
@@ -23,7 +26,10 @@ impl wit::Guest for Component {
         let info = smtp_core::info();
         wit::ComponentInfo {
             name: info.name.to_string(),
+            #[cfg(not(feature = "testbed-v2"))]
             version: info.version.to_string(),
+            #[cfg(feature = "testbed-v2")]
+            version: testbed::VERSION.to_string(),
             contract: info.contract.to_string(),
             capabilities: info.capabilities.iter().map(|c| c.to_string()).collect(),
         }
@@ -36,7 +42,10 @@ struct Session(RefCell<smtp_core::Session>);
 
 impl Session {
     fn with(&self, f: impl FnOnce(&mut smtp_core::Session) -> Vec<smtp_core::Action>) -> Vec<wit::Action> {
-        f(&mut self.0.borrow_mut()).into_iter().map(action).collect()
+        let actions = f(&mut self.0.borrow_mut());
+        #[cfg(feature = "wrong-replies")]
+        let actions = testbed::replies(actions);
+        actions.into_iter().map(action).collect()
     }
 }
 
@@ -47,10 +56,17 @@ impl GuestSession for Session {
     }
 
     fn greeting(&self) -> Vec<wit::Action> {
+        #[cfg(feature = "testbed-v2")]
+        return self.with(|s| testbed::greeting(s.greeting()));
+        #[cfg(not(feature = "testbed-v2"))]
         self.with(|s| s.greeting())
     }
 
     fn feed(&self, input: Vec<u8>) -> Vec<wit::Action> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(actions) = testbed::fault(&input) {
+            return actions.into_iter().map(action).collect();
+        }
         self.with(|s| s.feed(&input))
     }
 
