@@ -8,6 +8,7 @@
 //! the lockfile and the requirements stay the same. A host that cannot be
 //! set up fails the test with the installer's output: it is never skipped.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+use smtpcell_tests::client::RawClient;
 use smtpcell_tests::server::{delivered, stored_message};
 use smtpcell_tests::transcript::{Transcript, corpus_dir};
 
@@ -41,6 +43,17 @@ fn timed(what: &str, cmd: &mut Command) {
     eprintln!("other_hosts: {what} took {:.1}s", start.elapsed().as_secs_f64());
 }
 
+/// Runs `f` holding an exclusive lock that every test process shares: test
+/// binaries and parallel `cargo test` runs may set up the same host at the
+/// same moment, and two `npm ci` in one folder break each other.
+fn locked<T>(name: &str, f: impl FnOnce() -> T) -> T {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.lock"));
+    let file = File::create(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    file.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+    f()
+    // Dropping `file` releases the lock.
+}
+
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -51,21 +64,23 @@ fn node_host() -> &'static Path {
     static READY: OnceLock<PathBuf> = OnceLock::new();
     READY.get_or_init(|| {
         let dir = hosts_dir().join("node");
-        // npm writes node_modules/.package-lock.json on every install: it is
-        // the install's timestamp.
-        let installed = modified(&dir.join("node_modules/.package-lock.json"));
-        let locked = modified(&dir.join("package-lock.json")).expect("tests/hosts/node/package-lock.json exists");
-        if installed.is_none_or(|at| at < locked) {
-            timed("npm ci", Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir));
-        }
-        timed(
-            "jco transpile (skipped inside when cached)",
-            Command::new("node")
-                .arg("transpile.mjs")
-                .arg("--component")
-                .arg(smtpcell::EMBEDDED_COMPONENT_PATH)
-                .current_dir(&dir),
-        );
+        locked("node-host-setup", || {
+            // npm writes node_modules/.package-lock.json on every install: it
+            // is the install's timestamp.
+            let installed = modified(&dir.join("node_modules/.package-lock.json"));
+            let lockfile = modified(&dir.join("package-lock.json")).expect("tests/hosts/node/package-lock.json exists");
+            if installed.is_none_or(|at| at < lockfile) {
+                timed("npm ci", Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir));
+            }
+            timed(
+                "jco transpile (instant when cached)",
+                Command::new("node")
+                    .arg("transpile.mjs")
+                    .arg("--component")
+                    .arg(smtpcell::EMBEDDED_COMPONENT_PATH)
+                    .current_dir(&dir),
+            );
+        });
         dir
     })
 }
@@ -83,16 +98,18 @@ fn python_host() -> &'static Path {
         // A copy of the requirements the venv was built from: a changed pin
         // rebuilds it.
         let stamp = venv.join("installed-requirements.txt");
-        if !python.exists() || std::fs::read(&stamp).ok().as_ref() != Some(&requirements) {
-            timed("python3 -m venv", Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv));
-            timed(
-                "pip install -r requirements.txt",
-                Command::new(&python)
-                    .args(["-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", "requirements.txt"])
-                    .current_dir(&dir),
-            );
-            std::fs::write(&stamp, &requirements).expect("writing the venv's requirements stamp");
-        }
+        locked("python-host-setup", || {
+            if !python.exists() || std::fs::read(&stamp).ok().as_ref() != Some(&requirements) {
+                timed("python3 -m venv", Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv));
+                timed(
+                    "pip install -r requirements.txt",
+                    Command::new(&python)
+                        .args(["-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", "requirements.txt"])
+                        .current_dir(&dir),
+                );
+                std::fs::write(&stamp, &requirements).expect("writing the venv's requirements stamp");
+            }
+        });
         python
     })
 }
@@ -148,21 +165,14 @@ struct HostServer {
 }
 
 impl HostServer {
-    fn start(mut cmd: Command, maildir: &Path, log: PathBuf) -> HostServer {
-        let log_file = std::fs::File::create(&log).expect("creating the server log");
-        cmd.args([
-            "--listen",
-            "127.0.0.1:0",
-            "--hostname",
-            "smtpcell.test",
-            "--component",
-            smtpcell::EMBEDDED_COMPONENT_PATH,
-        ])
-        .arg("--maildir")
-        .arg(maildir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log_file);
+    fn start(mut cmd: Command, component: &str, maildir: &Path, log: PathBuf) -> HostServer {
+        let log_file = File::create(&log).expect("creating the server log");
+        cmd.args(["--listen", "127.0.0.1:0", "--hostname", "smtpcell.test", "--component", component])
+            .arg("--maildir")
+            .arg(maildir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
@@ -217,7 +227,8 @@ with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), timeout=30) as s:
 fn deliver_through(server_cmd: Command, host_name: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let maildir = tmp.path().join("mail");
-    let server = HostServer::start(server_cmd, &maildir, tmp.path().join("server.log"));
+    let server =
+        HostServer::start(server_cmd, smtpcell::EMBEDDED_COMPONENT_PATH, &maildir, tmp.path().join("server.log"));
 
     let mut client = Command::new("python3")
         .args(["-c", SMTPLIB_CLIENT, &server.addr.ip().to_string(), &server.addr.port().to_string()])
@@ -248,4 +259,70 @@ fn deliver_through(server_cmd: Command, host_name: &str) {
     assert!(trace.contains("Received: from python.example ([127.0.0.1])\r\n\tby smtpcell.test"), "{trace}");
     assert!(trace.contains(&format!("({host_name}, ")), "{trace}");
     assert!(trace.contains("\r\n\tfor <bob@example.org>;\r\n\t"), "{trace}");
+}
+
+#[test]
+fn node_host_contains_a_faulty_guest() {
+    let dir = node_host();
+    let mut cmd = Command::new("node");
+    cmd.arg("server.mjs").current_dir(dir);
+    // V8 has no per-call CPU budget or per-instance memory cap, so the
+    // runaway-loop and memory-bomb triggers stay out of this host's test.
+    contain_faults(cmd, &[]);
+}
+
+#[test]
+fn python_host_contains_a_faulty_guest() {
+    let python = python_host();
+    let mut cmd = Command::new(python);
+    cmd.arg("server.py").current_dir(hosts_dir().join("python"));
+    contain_faults(cmd, &["X-LOOP", "X-ALLOC"]);
+}
+
+const GUEST_FAULT_REPLY: &str = "421 4.3.0 smtpcell.test Service unavailable, closing connection\r\n";
+
+/// Serves the fault-injection build of the component (see
+/// guest/component/src/testbed.rs): a trap in the middle of a message, a
+/// contract violation, and `extra` triggers each end only their own
+/// connection with 421 and leave nothing in the Maildir; the sandbox probes
+/// find no environment, no files and no network; the server keeps serving.
+fn contain_faults(server_cmd: Command, extra: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let maildir = tmp.path().join("mail");
+    let server =
+        HostServer::start(server_cmd, smtpcell_tests::TESTBED_COMPONENT, &maildir, tmp.path().join("server.log"));
+    let connect = || {
+        let mut client = RawClient::connect(server.addr).unwrap();
+        let greeting = client.reply().unwrap();
+        // The testbed build, not the default one, is serving.
+        assert!(greeting.contains("ESMTP smtpcell v2"), "{greeting}");
+        assert!(client.command("EHLO client.example").unwrap().starts_with("250"));
+        client
+    };
+
+    let mut client = connect();
+    for (command, code) in [("MAIL FROM:<a@example.org>", 250), ("RCPT TO:<b@example.org>", 250), ("DATA", 354)] {
+        client.send(format!("{command}\r\n").as_bytes()).unwrap();
+        assert_eq!(client.code().unwrap(), code, "{command}");
+    }
+    client.send(b"a first line of content\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // a read of its own: the message is open
+    client.send(b"X-TRAP\r\n").unwrap();
+    assert_eq!(client.read_to_close().unwrap(), GUEST_FAULT_REPLY, "log:\n{}", server.log_text());
+
+    for trigger in ["X-END-WITHOUT-BEGIN", "X-INJECT-HEADER"].iter().chain(extra) {
+        let mut client = connect();
+        client.send(format!("{trigger}\r\n").as_bytes()).unwrap();
+        assert_eq!(client.read_to_close().unwrap(), GUEST_FAULT_REPLY, "{trigger}; log:\n{}", server.log_text());
+    }
+
+    for probe in ["X-ENV", "X-FILE", "X-SOCKET"] {
+        let reply = connect().command(probe).unwrap();
+        assert!(reply.starts_with("250 denied "), "{probe}: {reply}");
+    }
+
+    assert!(delivered(&maildir).is_empty(), "a faulted message was stored: {:?}", delivered(&maildir));
+    let leftovers: Vec<_> = std::fs::read_dir(maildir.join("tmp")).unwrap().collect();
+    assert!(leftovers.is_empty(), "tmp/ is not empty: {leftovers:?}");
+    assert_eq!(connect().command("QUIT").unwrap(), "221 2.0.0 Bye\r\n");
 }

@@ -26,9 +26,9 @@ RECEIVER = "smtp:session/receiver@1.0.0"
 METHODS = ("greeting", "feed", "complete", "timeout", "shutdown")
 # Linear memory per instance, as the native host's default (--guest-memory-mib).
 MAX_MEMORY = 16 << 20
-# Instructions (roughly) one call may execute: far above what a 64 KiB feed
-# needs, small enough that an endless loop is stopped within about a second.
-FUEL_PER_CALL = 1_000_000_000
+# Instructions (roughly) one call may execute: a 64 KiB feed of DATA needs
+# about 1 million, and an endless loop is stopped within half a second.
+FUEL_PER_CALL = 100_000_000
 
 BODY_TYPES = {"seven-bit": "7BIT", "eight-bit-mime": "8BITMIME", "binary-mime": "BINARYMIME"}
 DSN_RETURNS = {"full": "FULL", "headers": "HDRS"}
@@ -180,7 +180,9 @@ def _call(store: Store, func, *args):
     try:
         return func(store, *args)
     except (wasmtime.WasmtimeError, wasmtime.Trap) as err:
-        raise GuestFault(f"guest trapped: {err}") from err
+        # The last line is the cause; the wasm backtrace above it names
+        # nothing but function indices.
+        raise GuestFault(f"guest trapped: {str(err).strip().splitlines()[-1]}") from err
     except (TypeError, ValueError) as err:
         # A value that does not fit the contract's types.
         raise GuestFault(f"guest returned a malformed value: {err}") from err

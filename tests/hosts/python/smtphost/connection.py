@@ -48,14 +48,14 @@ async def serve_connection(ctx: ServerContext, reader: asyncio.StreamReader, wri
         # The one reply the host writes itself: the guest that would have
         # written it is gone.
         writer.write(f"421 4.3.0 {ctx.hostname} Service unavailable, closing connection\r\n".encode())
-        await _drain_quietly(writer)
+        await _quietly(writer.drain())
     except (ConnectionError, OSError) as err:
         log.info("%s:%s client connection ended: %s", ip, port, err)
     finally:
         # Whatever did not reach commit must not stay in tmp/.
         conn.discard_pending()
         writer.close()
-        await _drain_quietly(writer)
+        await _quietly(writer.wait_closed())
 
 
 class _Connection:
@@ -161,9 +161,9 @@ class _Connection:
             pending.discard()
 
 
-async def _drain_quietly(writer: asyncio.StreamWriter) -> None:
+async def _quietly(io) -> None:
+    """Awaits a write or close whose failure only means the client is gone."""
     try:
-        await writer.drain()
-        await writer.wait_closed()
+        await io
     except (ConnectionError, OSError):
         pass
