@@ -143,7 +143,6 @@ export class GuestSession {
   /** @param {{tag: string, val?: string}} verdict */
   complete(verdict) { return this.#call((s) => s.complete(verdict)); }
   timeout() { return this.#call((s) => s.timeout()); }
-  shutdown() { return this.#call((s) => s.shutdown()); }
 
   #call(f) {
     if (this.#poisoned) throw new GuestFault("the instance already faulted");

@@ -58,10 +58,6 @@ export class Maildir {
       return txn;
     }
   }
-
-  async close() {
-    await this.#newDir.close();
-  }
 }
 
 /** One message being written; `discard()` unless `commit()` succeeded. */

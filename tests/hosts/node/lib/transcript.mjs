@@ -16,7 +16,7 @@ const DEFAULT_CONFIG = Object.freeze({
 });
 
 /** Extension names a transcript may disable (README.md, `disable`). */
-export const EXTENSION_NAMES = Object.freeze([
+const EXTENSION_NAMES = Object.freeze([
   "pipelining", "size", "8bitmime", "enhancedstatuscodes", "smtputf8", "chunking", "binarymime", "dsn", "help",
 ]);
 
@@ -118,7 +118,7 @@ function parseVerdict(text) {
 }
 
 /** Decodes `\r \n \t \0 \\ \xHH`; every other byte is taken literally. */
-export function unescape(text) {
+function unescape(text) {
   const src = Buffer.from(text);
   const out = [];
   for (let i = 0; i < src.length; i++) {

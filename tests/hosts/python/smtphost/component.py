@@ -23,7 +23,7 @@ from wasmtime.component import Component, Linker, Record, Variant
 from .guard import GuestFault
 
 RECEIVER = "smtp:session/receiver@1.0.0"
-METHODS = ("greeting", "feed", "complete", "timeout", "shutdown")
+METHODS = ("greeting", "feed", "complete", "timeout")
 # Linear memory per instance, as the native host's default (--guest-memory-mib).
 MAX_MEMORY = 16 << 20
 # Instructions (roughly) one call may execute: a 64 KiB feed of DATA needs
@@ -159,9 +159,6 @@ class GuestSession:
 
     def timeout(self) -> list[Action]:
         return self._call("timeout")
-
-    def shutdown(self) -> list[Action]:
-        return self._call("shutdown")
 
     def _call(self, method: str, *args) -> list[Action]:
         if self._poisoned:
