@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use smtpcell::runtime::{Registry, Runtime, SandboxLimits};
-use smtpcell::server::{Server, ServerConfig};
+use smtpcell::runtime::{CompileCache, Registry, Runtime, SandboxLimits};
+use smtpcell::server::{Reloader, Server, ServerConfig, control};
 use smtpcell::spool::Maildir;
 use tracing::info;
 
@@ -26,6 +27,24 @@ struct Cli {
 enum Command {
     /// Receive mail over SMTP and store it in a Maildir (the default).
     Serve(ServeArgs),
+    /// Validate a component offline exactly as a reload would (compile,
+    /// link against the contract, identify, replay the transcript corpus).
+    Check {
+        /// The component to check.
+        #[arg(value_name = "FILE.wasm")]
+        file: PathBuf,
+    },
+    /// Ask a running server to reload its --component file.
+    Reload(ControlArgs),
+    /// List the component versions a running server has loaded.
+    Status(ControlArgs),
+}
+
+#[derive(Args, Clone)]
+struct ControlArgs {
+    /// The running server's control socket.
+    #[arg(long, value_name = "PATH", default_value = "./smtpcell.sock")]
+    control: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -39,9 +58,22 @@ struct ServeArgs {
     /// Name announced in the greeting and written into Received headers.
     #[arg(long, value_name = "NAME", default_value = "localhost")]
     hostname: String,
-    /// Serve with this protocol component instead of the one built in.
+    /// Serve with this protocol component instead of the one built in;
+    /// `smtpcell reload` and SIGHUP reload it from this path.
     #[arg(long, value_name = "FILE.wasm")]
     component: Option<PathBuf>,
+    /// Reload the --component file whenever it changes.
+    #[arg(long, requires = "component")]
+    watch: bool,
+    /// Control socket for `smtpcell reload` and `smtpcell status`.
+    #[arg(long, value_name = "PATH", default_value = "./smtpcell.sock")]
+    control: PathBuf,
+    /// Where compiled components are cached [default: $XDG_CACHE_HOME/smtpcell or ~/.cache/smtpcell].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component afresh.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
     /// Largest message accepted, in octets (advertised as SIZE).
     #[arg(long, value_name = "BYTES", default_value_t = 10_240_000)]
     max_message_size: u64,
@@ -54,6 +86,21 @@ struct ServeArgs {
     /// Most concurrent connections; more are answered 421 and closed.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     max_connections: usize,
+    /// Most concurrent connections from one IP address.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_connections_per_ip: usize,
+    /// Seconds to wait for a command (RFC 5321: 5 minutes).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    command_timeout: u64,
+    /// Seconds to wait for the next block of message data (RFC 5321: 3 minutes).
+    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    data_timeout: u64,
+    /// Seconds storage may take to make a message durable (RFC 5321: 10 minutes).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    data_end_timeout: u64,
+    /// Seconds a shutdown waits for messages in flight.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    shutdown_grace: u64,
     /// Linear memory cap per connection's component instance, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     guest_memory_mib: usize,
@@ -70,10 +117,35 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
-        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
-        None => runtime.block_on(serve(cli.serve)),
-    }
+    runtime.block_on(async {
+        match cli.command {
+            None => serve(cli.serve).await,
+            Some(Command::Serve(args)) => serve(args).await,
+            Some(Command::Check { file }) => check(file).await,
+            Some(Command::Reload(args)) => print(control::request(&args.control, "reload").await?),
+            Some(Command::Status(args)) => print(control::request(&args.control, "status").await?),
+        }
+    })
+}
+
+fn print(text: String) -> Result<()> {
+    print!("{text}");
+    Ok(())
+}
+
+async fn check(file: PathBuf) -> Result<()> {
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let runtime = Runtime::new(SandboxLimits { max_instances: 16, ..SandboxLimits::default() }, None)?;
+    let validated = runtime.validate(bytes).await?;
+    let info = validated.component.info();
+    println!(
+        "ok {} implements {} ({} transcripts replayed in {} ms)",
+        validated.component.label(),
+        info.contract,
+        validated.transcripts,
+        validated.elapsed.as_millis()
+    );
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -84,28 +156,64 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_recipients: args.max_recipients,
         max_line_length: args.max_line_length,
         max_connections: args.max_connections,
-        ..ServerConfig::default()
+        max_connections_per_ip: args.max_connections_per_ip,
+        command_timeout: Duration::from_secs(args.command_timeout),
+        data_timeout: Duration::from_secs(args.data_timeout),
+        data_end_timeout: Duration::from_secs(args.data_end_timeout),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
     };
     let limits = SandboxLimits {
         max_memory: args.guest_memory_mib << 20,
-        call_budget: std::time::Duration::from_millis(args.guest_call_budget_ms),
+        call_budget: Duration::from_millis(args.guest_call_budget_ms),
         // Room for every connection plus the instances a reload validates with.
         max_instances: u32::try_from(args.max_connections + 16).context("--max-connections is too large")?,
         ..SandboxLimits::default()
     };
-    let runtime = Runtime::new(limits)?;
+    let cache = match (args.no_cache, args.cache_dir.or_else(CompileCache::default_dir)) {
+        (false, Some(dir)) => Some(CompileCache::open(dir)?),
+        _ => None,
+    };
+    let runtime = Runtime::new(limits, cache)?;
     let bytes = match &args.component {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         None => smtpcell::EMBEDDED_COMPONENT.to_vec(),
     };
-    let component = runtime.load(&bytes).await.context("loading the protocol component")?;
-    info!(component = %component.label(), contract = %component.info().contract, "component loaded");
+    let validated = runtime.validate(bytes).await.context("loading the protocol component")?;
+    info!(
+        component = %validated.component.label(),
+        contract = %validated.component.info().contract,
+        cache = ?validated.cache,
+        ms = validated.elapsed.as_millis() as u64,
+        "component validated"
+    );
+    let registry = Arc::new(Registry::new(validated.component));
     let spool = Arc::new(
         Maildir::open(&args.maildir, &args.hostname)
             .with_context(|| format!("opening the Maildir {}", args.maildir.display()))?,
     );
-    let server = Server::bind(config, Arc::new(Registry::new(component)), spool).await?;
-    server.serve(shutdown_signal()).await
+    let reloader = Reloader::new(runtime, registry.clone(), args.component.clone());
+    let control_listener = control::bind(&args.control).await?;
+    let server = Server::bind(config, registry.clone(), spool).await?;
+
+    let control_task = tokio::spawn(control::serve(control_listener, reloader.clone(), registry));
+    let hup_task = tokio::spawn(reload_on_sighup(reloader.clone()));
+    let watch_task = args.watch.then(|| tokio::spawn(reloader.watch()));
+    let result = server.serve(shutdown_signal()).await;
+    control_task.abort();
+    hup_task.abort();
+    if let Some(task) = watch_task {
+        task.abort();
+    }
+    let _ = std::fs::remove_file(&args.control);
+    result
+}
+
+async fn reload_on_sighup(reloader: Arc<Reloader>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
+    while hup.recv().await.is_some() {
+        reloader.reload_and_log("SIGHUP").await;
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -95,7 +95,7 @@ pub fn load_component(bytes: &[u8]) -> Result<Arc<LoadedComponent>> {
     let bytes = bytes.to_vec();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(async { Runtime::new(SandboxLimits::default())?.load(&bytes).await })
+        rt.block_on(async { Ok(Runtime::new(SandboxLimits::default(), None)?.validate(bytes).await?.component) })
     })
     .join()
     .expect("the loader thread does not panic")

@@ -10,7 +10,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::component::LoadedComponent;
+use super::cache::{CacheOutcome, CompileCache};
 use super::limits::SandboxLimits;
 
 /// Per-Store state: the WASI context (empty: no preopens, no environment, no
@@ -40,10 +40,13 @@ pub struct Runtime {
     pub(super) engine: Engine,
     pub(super) linker: Linker<GuestState>,
     pub(super) limits: SandboxLimits,
+    cache: Option<CompileCache>,
 }
 
 impl Runtime {
-    pub fn new(limits: SandboxLimits) -> Result<Arc<Runtime>> {
+    /// An engine with these limits; compiled components are kept in `cache`
+    /// when one is given.
+    pub fn new(limits: SandboxLimits, cache: Option<CompileCache>) -> Result<Arc<Runtime>> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(limits.max_instances)
             // Rust's wasip2 output is one core module plus the small adapter
@@ -70,14 +73,15 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
 
         start_epoch_ticker(&engine, &limits);
-        Ok(Arc::new(Runtime { engine, linker, limits }))
+        Ok(Arc::new(Runtime { engine, linker, limits, cache }))
     }
 
-    /// Compiles and links a component; see [`LoadedComponent::new`].
-    pub async fn load(self: &Arc<Self>, bytes: &[u8]) -> Result<Arc<LoadedComponent>> {
-        let component =
-            Component::new(&self.engine, bytes).map_err(anyhow::Error::from).context("compiling the component")?;
-        LoadedComponent::new(self.clone(), component).await
+    /// Compiles a component (blocking: Cranelift), through the cache if any.
+    pub(super) fn compile(&self, bytes: &[u8]) -> Result<(Component, CacheOutcome)> {
+        match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes),
+            None => Ok((Component::new(&self.engine, bytes).map_err(anyhow::Error::from)?, CacheOutcome::Disabled)),
+        }
     }
 
     pub fn limits(&self) -> &SandboxLimits {

@@ -15,10 +15,16 @@ pub struct ServerConfig {
     pub max_line_length: u32,
     /// Concurrent connections in all; past it new clients get 421 4.7.0.
     pub max_connections: usize,
+    /// Concurrent connections from one IP address; past it, 421 4.7.0.
+    pub max_connections_per_ip: usize,
     /// Waiting for a command (RFC 5321: 5 minutes).
     pub command_timeout: Duration,
     /// Waiting for the next block of DATA (RFC 5321: 3 minutes).
     pub data_timeout: Duration,
+    /// Making a message durable after its end (RFC 5321's 10-minute "DATA
+    /// termination" bound, seen from the server): past it the client gets 451
+    /// and the message is discarded.
+    pub data_end_timeout: Duration,
     /// How long a shutdown waits for sessions in the middle of a message.
     pub shutdown_grace: Duration,
 }
@@ -48,8 +54,10 @@ impl Default for ServerConfig {
             max_recipients: 100,
             max_line_length: 1000,
             max_connections: 1000,
+            max_connections_per_ip: 100,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),
+            data_end_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
         }
     }

@@ -4,7 +4,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -54,11 +55,14 @@ enum Step {
 }
 
 pub async fn serve_connection(ctx: Arc<ServerContext>, mut stream: TcpStream, peer: SocketAddr) {
-    let component = ctx.registry.current();
+    // The version this connection starts with serves it to the end, whatever
+    // reloads happen meanwhile.
+    let lease = ctx.registry.current().lease();
+    let component = lease.component();
     let span = info_span!("conn", %peer, component = %component.label());
     async move {
         debug!("accepted");
-        match drive(&ctx, &component, &mut stream, peer).await {
+        match drive(&ctx, component, &mut stream, peer).await {
             Ok(()) => debug!("closed"),
             Err(ConnError::Guest(fault)) => {
                 warn!(%fault, "guest fault: ending this connection");
@@ -105,7 +109,7 @@ async fn drive(
         }
         actions = match step {
             Step::Commit => {
-                let verdict = commit(pending.take()).await;
+                let verdict = commit(pending.take(), ctx.config.data_end_timeout).await;
                 guest.complete(&verdict).await?
             }
             Step::Close => {
@@ -190,15 +194,25 @@ fn write(pending: &mut Option<Pending>, bytes: &[u8]) {
 }
 
 /// Makes the message durable (off the executor: fsync blocks) and turns the
-/// outcome into the verdict the guest will report.
-async fn commit(pending: Option<Pending>) -> Verdict {
+/// outcome into the verdict the guest will report. Storage that takes longer
+/// than `bound` is abandoned: the client hears 451 and the transaction is
+/// cancelled before it becomes visible.
+async fn commit(pending: Option<Pending>, bound: Duration) -> Verdict {
     let failure = |err: &io::Error| {
         if is_storage_full(err) { Verdict::InsufficientStorage } else { Verdict::TemporaryFailure }
     };
     match pending {
         Some(Pending::Open(txn)) => {
             let id = txn.queue_id().to_string();
-            match tokio::task::spawn_blocking(move || txn.commit()).await {
+            let cancelled = Arc::new(AtomicBool::new(false));
+            let flag = cancelled.clone();
+            let committing = tokio::task::spawn_blocking(move || txn.commit(&flag));
+            let Ok(outcome) = tokio::time::timeout(bound, committing).await else {
+                cancelled.store(true, Ordering::SeqCst);
+                warn!(queue_id = %id, "storage did not finish in time; message abandoned");
+                return Verdict::TemporaryFailure;
+            };
+            match outcome {
                 Ok(Ok(())) => {
                     info!(queue_id = %id, "message stored");
                     Verdict::Accepted(id)

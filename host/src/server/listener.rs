@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::config::ServerConfig;
 use super::connection::serve_connection;
+use super::per_ip::PerIpLimit;
 use crate::runtime::{GuestConfig, Registry};
 use crate::spool::Spool;
 
@@ -57,6 +58,7 @@ impl Server {
     pub async fn serve(self, stop: impl Future<Output = ()>) -> Result<()> {
         let Server { listener, context, shutdown_tx } = self;
         let slots = Arc::new(Semaphore::new(context.config.max_connections));
+        let per_ip = PerIpLimit::new(context.config.max_connections_per_ip);
         let mut tasks = JoinSet::new();
         tokio::pin!(stop);
         info!(listen = %listener.local_addr()?, component = %context.registry.current().label(), "serving SMTP");
@@ -75,16 +77,20 @@ impl Server {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    match slots.clone().try_acquire_owned() {
-                        Ok(permit) => {
+                    let slot = per_ip.try_acquire(peer.ip().to_canonical());
+                    match (slots.clone().try_acquire_owned(), slot) {
+                        (Ok(permit), Some(slot)) => {
                             let ctx = context.clone();
                             tasks.spawn(async move {
                                 serve_connection(ctx, stream, peer).await;
-                                drop(permit);
+                                drop((permit, slot));
                             });
                         }
-                        Err(_) => {
-                            tasks.spawn(refuse(stream, context.config.hostname.clone()));
+                        (Err(_), _) => {
+                            tasks.spawn(refuse(stream, context.config.hostname.clone(), "Too many connections"));
+                        }
+                        (_, None) => {
+                            tasks.spawn(refuse(stream, context.config.hostname.clone(), "Too many connections from your address"));
                         }
                     }
                 }
@@ -107,9 +113,9 @@ impl Server {
 /// Past the connection limit no guest instance is created; this is the
 /// host's second and last piece of protocol text (RFC 5321 section 3.8 lets
 /// a server answer 421 instead of the greeting).
-async fn refuse(mut stream: TcpStream, hostname: String) {
-    warn!("connection limit reached: refusing a client");
-    let reply = format!("421 4.7.0 {hostname} Too many connections, try again later\r\n");
+async fn refuse(mut stream: TcpStream, hostname: String, why: &'static str) {
+    warn!(why, "connection limit reached: refusing a client");
+    let reply = format!("421 4.7.0 {hostname} {why}, try again later\r\n");
     let _ = stream.write_all(reply.as_bytes()).await;
     let _ = stream.shutdown().await;
 }

@@ -1,9 +1,14 @@
-//! The network side: accept loop, per-connection driver, action checks.
+//! The network side: accept loop, per-connection driver, action checks,
+//! connection limits, live reload and its control socket.
 
 mod config;
 mod connection;
+pub mod control;
 mod guard;
 mod listener;
+mod per_ip;
+mod reload;
 
 pub use config::ServerConfig;
 pub use listener::{Server, ServerContext};
+pub use reload::{Reloader, Swapped};

@@ -8,7 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{MessageMeta, Spool, Transaction, trace_headers};
@@ -94,11 +94,14 @@ impl Transaction for MaildirTransaction {
         }
     }
 
-    fn commit(mut self: Box<Self>) -> io::Result<()> {
+    fn commit(mut self: Box<Self>, cancelled: &AtomicBool) -> io::Result<()> {
         let writer = self.file.take().ok_or_else(|| io::Error::other("committed twice"))?;
         let result = (|| {
             let file = writer.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
+            if cancelled.load(Ordering::SeqCst) {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "gave up waiting for storage"));
+            }
             fs::rename(&self.tmp_path, &self.new_path)?;
             self.new_dir.sync_all()
         })();

@@ -6,6 +6,7 @@ mod trace;
 
 use std::io;
 use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
 pub use maildir::Maildir;
@@ -58,7 +59,9 @@ pub trait Transaction: Send {
     fn write(&mut self, data: &[u8]) -> io::Result<()>;
     /// Makes the message durable and visible. Blocks on fsync: call it off
     /// the async executor. Returns only once the message survives a crash.
-    fn commit(self: Box<Self>) -> io::Result<()>;
+    /// When `cancelled` is set before the message becomes visible (the host
+    /// gave up waiting and told the client 451), nothing is stored.
+    fn commit(self: Box<Self>, cancelled: &AtomicBool) -> io::Result<()>;
 }
 
 /// Whether an I/O error means "out of space" (reported as 452) rather than a

@@ -1,0 +1,70 @@
+//! Everything a component must pass before it serves a single client, in
+//! order. Used at start-up, on every reload, and by `smtpcell check`; a
+//! component refused at any step never reaches the registry.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cache::CacheOutcome;
+use super::component::LoadedComponent;
+use super::engine::Runtime;
+use crate::transcript::replay_corpus;
+
+/// The contract major version this host drives. Minor versions are
+/// compatible by semver (wasmtime's export lookup matches any 1.y).
+pub const CONTRACT_PREFIX: &str = "smtp:session@1.";
+
+/// Why a component was refused, naming the step that failed.
+#[derive(Debug)]
+pub struct Refused {
+    pub step: &'static str,
+    pub reason: String,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "refused at step `{}`: {}", self.step, self.reason)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// What validation measured, for logs and `smtpcell check`.
+pub struct Validated {
+    pub component: Arc<LoadedComponent>,
+    pub cache: CacheOutcome,
+    pub transcripts: usize,
+    pub elapsed: Duration,
+}
+
+fn refuse(step: &'static str) -> impl FnOnce(anyhow::Error) -> Refused {
+    move |err| Refused { step, reason: format!("{err:#}") }
+}
+
+impl Runtime {
+    /// compile → link (type-check against the contract) → identify (its
+    /// `info`, which must name a 1.x contract) → replay (the transcript corpus
+    /// on fresh instances: same reply codes, same stored messages).
+    pub async fn validate(self: &Arc<Self>, bytes: Vec<u8>) -> Result<Validated, Refused> {
+        let started = Instant::now();
+        let runtime = self.clone();
+        // Cranelift takes a few hundred milliseconds of CPU: keep it off the
+        // async executor that is serving connections.
+        let (component, cache) = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
+            .await
+            .map_err(|e| refuse("compile")(e.into()))?
+            .map_err(refuse("compile"))?;
+        let loaded = LoadedComponent::link(self.clone(), component).map_err(refuse("link"))?;
+        let loaded = loaded.identify().await.map_err(refuse("identify"))?;
+        let contract = &loaded.info().contract;
+        if !contract.starts_with(CONTRACT_PREFIX) {
+            return Err(Refused {
+                step: "identify",
+                reason: format!("it implements {contract:?}; this host drives {CONTRACT_PREFIX}x"),
+            });
+        }
+        let transcripts = replay_corpus(&loaded).await.map_err(refuse("replay"))?;
+        Ok(Validated { component: loaded, cache, transcripts, elapsed: started.elapsed() })
+    }
+}
