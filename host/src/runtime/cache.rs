@@ -75,10 +75,17 @@ impl CompileCache {
     /// loads; otherwise compiled and stored for next time.
     pub fn load_or_compile(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, CacheOutcome)> {
         let entry = self.entry(engine, bytes);
-        if entry.is_file() {
+        // Read into memory rather than `deserialize_file`, which maps the
+        // file: a component loaded from a mapping keeps depending on the
+        // file, and if anything then truncates or rewrites the entry in place
+        // (a cleaner, a `cp` over it), touching its pages raises SIGBUS and
+        // the whole server dies (seen when the version is dropped after a
+        // swap: unwind-info deregistration reads the mapping). The copy costs
+        // well under a millisecond for a component of this size.
+        if let Ok(serialized) = fs::read(&entry) {
             // SAFETY: the entry was written by `store` below from a component
             // this engine configuration compiled, in an owner-only directory.
-            match unsafe { Component::deserialize_file(engine, &entry) } {
+            match unsafe { Component::deserialize(engine, &serialized) } {
                 Ok(component) => {
                     debug!(entry = %entry.display(), "compiled component loaded from cache");
                     return Ok((component, CacheOutcome::Hit));

@@ -8,6 +8,8 @@ use std::thread;
 use anyhow::{Context, Result};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, StoreLimits};
+
+use super::limiter::Limiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::cache::{CacheOutcome, CompileCache};
@@ -19,13 +21,18 @@ use super::limits::SandboxLimits;
 pub struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(super) limits: StoreLimits,
+    pub(super) limits: Limiter,
     pub(super) ticks_left: u64,
 }
 
 impl GuestState {
     pub(super) fn new(limits: StoreLimits) -> Self {
-        GuestState { wasi: WasiCtx::builder().build(), table: ResourceTable::new(), limits, ticks_left: 0 }
+        GuestState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: Limiter::new(limits),
+            ticks_left: 0,
+        }
     }
 }
 

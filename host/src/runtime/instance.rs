@@ -90,6 +90,12 @@ impl GuestSession {
         &self.component
     }
 
+    /// Linear memory this session's instance holds, in bytes: its peak,
+    /// since WebAssembly memory never shrinks.
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().limits.memory_bytes()
+    }
+
     pub async fn greeting(&mut self) -> Result<Vec<Action>, GuestFault> {
         arm(&mut self.store, &self.component);
         let api = self.bindings.smtp_session_receiver().session();

@@ -6,6 +6,7 @@ mod cache;
 mod component;
 mod engine;
 mod instance;
+mod limiter;
 mod limits;
 mod registry;
 mod validate;
