@@ -131,9 +131,10 @@ async fn instantiate(component: &LoadedComponent) -> Result<(Store<GuestState>, 
     let limits = &component.runtime.limits;
     let store_limits = StoreLimitsBuilder::new()
         .memory_size(limits.max_memory)
-        .instances(16)
-        .tables(16)
-        .memories(4)
+        .instances(limits.store_instances)
+        .tables(limits.store_tables)
+        .memories(limits.store_memories)
+        .table_elements(limits.table_elements)
         .trap_on_grow_failure(true)
         .build();
     let mut store = Store::new(&component.runtime.engine, GuestState::new(store_limits));

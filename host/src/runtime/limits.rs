@@ -17,12 +17,21 @@ use std::time::Duration;
 ///   connections keep running while it burns its budget.
 /// - `max_instances`: the pooling allocator reserves this many instance
 ///   slots up front; it bounds live connections plus validation instances.
+/// - `store_instances`, `store_tables`, `store_memories`, `table_elements`:
+///   what one connection's Store may create. A Rust wasip2 component is one
+///   core module plus a few adapter shims with one memory and small tables;
+///   the caps leave headroom for a bigger build and refuse anything that
+///   tries to multiply itself.
 #[derive(Clone, Debug)]
 pub struct SandboxLimits {
     pub max_memory: usize,
     pub call_budget: Duration,
     pub epoch_tick: Duration,
     pub max_instances: u32,
+    pub store_instances: usize,
+    pub store_tables: usize,
+    pub store_memories: usize,
+    pub table_elements: usize,
 }
 
 impl Default for SandboxLimits {
@@ -32,6 +41,10 @@ impl Default for SandboxLimits {
             call_budget: Duration::from_millis(200),
             epoch_tick: Duration::from_millis(5),
             max_instances: 1024,
+            store_instances: 16,
+            store_tables: 16,
+            store_memories: 4,
+            table_elements: 10_000,
         }
     }
 }
