@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use smtpcell::runtime::{CompileCache, Registry, Runtime, SandboxLimits};
-use smtpcell::server::{Reloader, Server, ServerConfig, control};
+use smtpcell::server::{FileStamp, Reloader, Server, ServerConfig, control};
 use smtpcell::spool::Maildir;
 use tracing::info;
 
@@ -24,6 +24,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start-up: boxing the serve arguments would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Receive mail over SMTP and store it in a Maildir (the default).
     Serve(ServeArgs),
@@ -149,6 +151,13 @@ async fn check(file: PathBuf) -> Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    // Signal handlers first: until tokio's are installed, SIGTERM, SIGINT and
+    // SIGHUP keep their default action, which kills the process outright (so
+    // a SIGTERM just after "serving SMTP" would skip the graceful drain, and
+    // a SIGHUP during start-up would end the server instead of reloading).
+    let stop = shutdown_signal()?;
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     let config = ServerConfig {
         listen: args.listen,
         hostname: args.hostname.clone(),
@@ -174,6 +183,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         _ => None,
     };
     let runtime = Runtime::new(limits, cache)?;
+    // Taken before the read, for --watch: a change after this point is seen.
+    let stamp = args.component.as_deref().and_then(FileStamp::of);
     let bytes = match &args.component {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         None => smtpcell::EMBEDDED_COMPONENT.to_vec(),
@@ -196,9 +207,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let server = Server::bind(config, registry.clone(), spool).await?;
 
     let control_task = tokio::spawn(control::serve(control_listener, reloader.clone(), registry));
-    let hup_task = tokio::spawn(reload_on_sighup(reloader.clone()));
-    let watch_task = args.watch.then(|| tokio::spawn(reloader.watch()));
-    let result = server.serve(shutdown_signal()).await;
+    let hup_task = tokio::spawn(reload_on_sighup(reloader.clone(), hup));
+    let watch_task = args.watch.then(|| tokio::spawn(reloader.watch(stamp)));
+    let result = server.serve(stop).await;
     control_task.abort();
     hup_task.abort();
     if let Some(task) = watch_task {
@@ -208,21 +219,23 @@ async fn serve(args: ServeArgs) -> Result<()> {
     result
 }
 
-async fn reload_on_sighup(reloader: Arc<Reloader>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
+async fn reload_on_sighup(reloader: Arc<Reloader>, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
         reloader.reload_and_log("SIGHUP").await;
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now, and returns what resolves
+/// on either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    info!("signal received");
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        info!("signal received");
+    })
 }

@@ -11,4 +11,4 @@ mod reload;
 
 pub use config::ServerConfig;
 pub use listener::{Server, ServerContext};
-pub use reload::{Reloader, Swapped};
+pub use reload::{FileStamp, Reloader, Swapped};

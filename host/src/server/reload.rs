@@ -1,7 +1,7 @@
 //! Live upgrade: replace the component new connections get, without a
 //! restart and without touching connections already running.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -91,21 +91,52 @@ impl Reloader {
         }
     }
 
-    /// `--watch`: reloads whenever the file's modification time changes.
-    /// Polling (twice a second) needs no platform API and catches both
-    /// in-place writes and atomic renames over the file.
-    pub async fn watch(self: Arc<Self>) {
+    /// `--watch`: reloads whenever the file changes from `loaded`, the
+    /// stamp taken before the version now serving was read (so a change made
+    /// while the server was starting is not missed). Polling (twice a second)
+    /// needs no platform API and catches both in-place writes and atomic
+    /// renames over the file.
+    ///
+    /// A change is acted on once the file has stopped changing for one poll.
+    /// Reacting to the first change seen would validate a file still being
+    /// written (and refuse it); and since file modification times come from
+    /// a coarse clock, the rest of that write could then land with the same
+    /// timestamp and never be noticed, leaving the old version serving.
+    pub async fn watch(self: Arc<Self>, mut loaded: Option<FileStamp>) {
         let Some(path) = self.source.clone() else { return };
-        let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let mut seen: Option<SystemTime> = modified(&path);
+        let mut previous = loaded;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        // After a reload that took seconds, wait a whole period again rather
+        // than firing the missed ticks back to back (which would make "stable
+        // for one poll" mean "stable for a few microseconds").
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let now = modified(&path);
-            if now.is_some() && now != seen {
-                seen = now;
+            let now = FileStamp::of(&path);
+            if now.is_some() && now == previous && now != loaded {
+                loaded = now;
                 self.reload_and_log("file changed").await;
             }
+            previous = now;
         }
+    }
+}
+
+/// What `--watch` compares: modification time, size and inode (the time
+/// alone can stay the same across two writes within one tick of the
+/// file-system clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    /// `None` when the file cannot be read (missing, say).
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp { modified: m.modified().ok(), len: m.len(), inode: m.ino() })
     }
 }
