@@ -45,3 +45,15 @@ fuzz SECONDS="60" *TARGETS="command dot bdat session":
 # Rewrite the committed seed corpus from tests/transcripts.
 fuzz-seeds:
     cd guest/core/fuzz && cargo run --example seed_corpus
+
+# Benchmarks (see bench/README.md): criterion micro-benchmarks of the core
+# natively and through the component (per command, DATA MB/s, instance start,
+# memory per live session), then the end-to-end load and idle-connection runs
+# against smtp-sink (bench/load.py; root, fetches Postfix's smtp-source and
+# smtp-sink with `apt-get download postfix`, does not install the MTA).
+# Run it on a quiet machine: figures taken under load are meaningless.
+bench *LOAD_ARGS:
+    cargo bench -p smtp-core --bench core
+    cargo bench -p smtpcell --bench component
+    cargo build --release -p smtpcell
+    python3 bench/load.py {{LOAD_ARGS}}

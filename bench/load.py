@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""End-to-end load runs for smtpcell, next to Postfix's smtp-sink in the same run.
+
+Load generator and no-storage reference: Postfix's smtp-source and smtp-sink,
+taken from Debian's postfix package WITHOUT installing the MTA
+(`apt-get download postfix`, `dpkg -x` into $BENCH_WORK/postfix; they run with
+LD_LIBRARY_PATH pointing at the package's own libpostfix-*.so).
+
+Workloads (smtp-source, one command per round trip, no pipelining):
+  a  -c -s 20 -m 5000 -l 1024          1 KiB, 20 sessions, one message per connection
+  b  -c -s 20 -m 5000 -l 1024 -d       the same, connections reused
+  c  -c -s 20 -m 1000 -l 102400        100 KiB, 20 sessions, one message per connection
+
+For every (target, workload): a fresh server process on a fresh Maildir, a
+200-message warm-up, `sync`, then the run. Figures:
+  msg/s   messages acknowledged (smtp-source's -c counter) / wall time
+  cpu/1k  server CPU seconds (utime+stime of /proc/PID/stat) per 1,000 messages
+  hwm     server peak RSS (VmHWM of /proc/PID/status), MiB
+  x sink  the ratio to smtp-sink in the same run
+  stored  smtpcell only: files in new/ == acknowledged (checked, not assumed)
+
+Idle run (--idle N,N...): N connections opened, each reads the banner, sends
+EHLO, reads the reply, and is held; then the server's VmRSS is read.
+
+Usage: bench/load.py [--workloads a,b,c] [--scale F] [--idle 1000,10000] [--no-load]
+Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default /tmp/smtpcell-bench).
+"""
+
+import argparse
+import asyncio
+import datetime
+import glob
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.environ.get("BENCH_WORK", "/tmp/smtpcell-bench")
+SMTPCELL = os.environ.get("SMTPCELL", os.path.join(ROOT, "target", "release", "smtpcell"))
+HOST = "127.0.0.1"
+TICK = os.sysconf("SC_CLK_TCK")
+
+WORKLOADS = {
+    "a": ["-c", "-s", "20", "-m", "5000", "-l", "1024"],
+    "b": ["-c", "-s", "20", "-m", "5000", "-l", "1024", "-d"],
+    "c": ["-c", "-s", "20", "-m", "1000", "-l", "102400"],
+}
+SRC_COMMON = ["-f", "bench@bench.example", "-t", "rcpt@bench.example", "-M", "bench.localhost"]
+
+
+def log(*a):
+    print("[load]", *a, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------ postfix tools
+def postfix_tools():
+    """smtp-source and smtp-sink from the Debian package, unpacked, not installed."""
+    root = os.path.join(WORK, "postfix")
+    src = os.path.join(root, "usr", "sbin", "smtp-source")
+    if not os.path.exists(src):
+        os.makedirs(WORK, exist_ok=True)
+        log("fetching postfix .deb (apt-get download) and unpacking it into", root)
+        for deb in glob.glob(os.path.join(WORK, "postfix_*.deb")):
+            os.unlink(deb)
+        subprocess.run(["apt-get", "download", "postfix"], cwd=WORK, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deb = glob.glob(os.path.join(WORK, "postfix_*.deb"))[0]
+        subprocess.run(["dpkg", "-x", deb, root], check=True)
+    env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(root, "usr", "lib", "postfix"))
+    missing = subprocess.run(["ldd", src], env=env, capture_output=True, text=True).stdout
+    if "not found" in missing:
+        raise SystemExit("smtp-source needs libraries that are missing:\n" + missing)
+    return src, os.path.join(root, "usr", "sbin", "smtp-sink"), env
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_banner(port, proc, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("server on port %d exited (%s) during start-up" % (port, proc.returncode))
+        try:
+            with socket.create_connection((HOST, port), timeout=5) as s:
+                if s.recv(512).startswith(b"220"):
+                    s.sendall(b"QUIT\r\n")
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("no banner on port %d" % port)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def status_kib(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# ------------------------------------------------------------------ targets
+class Server:
+    def __init__(self, name, argv, env, maildir=None):
+        self.name, self.argv, self.env, self.maildir = name, argv, env, maildir
+        self.proc = None
+
+    def start(self, port):
+        self.port = port
+        os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
+        self.logf = open(os.path.join(WORK, "logs", "%s.log" % self.name), "ab")
+        self.proc = subprocess.Popen(self.argv(port), env=self.env, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     preexec_fn=raise_nofile, start_new_session=True)
+        wait_banner(port, self.proc)
+
+    def stored(self):
+        if not self.maildir:
+            return None
+        return len(os.listdir(os.path.join(self.maildir, "new")))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+RUN_ID = "%d-%d" % (int(time.time()), os.getpid())
+
+
+def smtpcell_target(name="smtpcell", extra=(), binary=None):
+    # A fresh Maildir per run, never one deleted just before: on ext4 without
+    # a journal (this VM's disk), inode allocation scans past every inode
+    # freed in the last 5-35 s (`recently_deleted`), so deleting 5,000 files
+    # right before a run makes each new file cost a long kernel scan. All the
+    # run's Maildirs are removed by the next run, which then waits (clean_maildirs).
+    maildir = os.path.join(WORK, "maildir", RUN_ID, "%s-%d" % (name, time.monotonic_ns()))
+
+    def argv(port):
+        return [binary or SMTPCELL, "--listen", "%s:%d" % (HOST, port), "--maildir", maildir, "--hostname", "bench.localhost",
+                "--no-cache", "--control", os.path.join(WORK, "%s-%d.sock" % (name, port))] + list(extra)
+    return Server(name, argv, dict(os.environ, SMTPCELL_LOG=os.environ.get("SMTPCELL_LOG", "warn")), maildir)
+
+
+def sink_target(sink, env):
+    def argv(port):
+        return [sink, "-c", "-u", "nobody", "%s:%d" % (HOST, port), "1024"]
+    return Server("smtp-sink", argv, env)
+
+
+# ------------------------------------------------------------------ running
+def smtp_source(source, env, args, port):
+    argv = [source] + args + SRC_COMMON + ["%s:%d" % (HOST, port)]
+    t0 = time.monotonic()
+    p = subprocess.run(argv, env=env, capture_output=True)
+    elapsed = time.monotonic() - t0
+    nums = re.findall(rb"(\d+)\r", p.stdout)
+    if p.returncode != 0:
+        log("smtp-source exited %d: %s" % (p.returncode, p.stderr.decode(errors="replace")[-300:]))
+    return (int(nums[-1]) if nums else 0), elapsed
+
+
+def scaled(args, scale):
+    out = list(args)
+    i = out.index("-m")
+    out[i + 1] = str(max(20, int(int(out[i + 1]) * scale)))
+    return out
+
+
+def run_one(target, wl, args, source, env):
+    target.start(free_port())
+    try:
+        smtp_source(source, env, ["-c", "-s", "20", "-m", "200", "-l", "1024"], target.port)  # warm-up
+        before = target.stored()
+        subprocess.run(["sync"])
+        time.sleep(0.3)
+        pid = target.proc.pid
+        cpu0 = cpu_seconds(pid)
+        acked, elapsed = smtp_source(source, env, args, target.port)
+        cpu1 = cpu_seconds(pid)
+        hwm = status_kib(pid, "VmHWM")
+        stored = None if before is None else target.stored() - before
+    finally:
+        target.stop()
+    r = dict(target=target.name, wl=wl, acked=acked, rate=acked / elapsed if elapsed else 0.0,
+             cpu1k=(cpu1 - cpu0) * 1000.0 / acked if acked else None, hwm=hwm / 1024.0, stored=stored)
+    log("%-9s %s  %5d acked in %6.2f s = %7.1f msg/s  cpu/1k %s  hwm %.1f MiB  stored %s"
+        % (r["target"], wl, acked, elapsed, r["rate"], "%.3f" % r["cpu1k"] if r["cpu1k"] else "n/a",
+           r["hwm"], stored))
+    return r
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()
+    return "%s, nproc %d, %s, kernel %s; load average at start %.2f %.2f %.2f" % (
+        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), os.cpu_count(), model, platform.release(), *load)
+
+
+def load_table(results, wls, scale):
+    print("\nsmtpcell end-to-end: smtp-source -> smtpcell vs smtp-sink (same run)")
+    print("  " + machine())
+    print("  command: %s" % " ".join(["bench/load.py"] + sys.argv[1:]))
+    for w in wls:
+        print("  %s: smtp-source %s %s 127.0.0.1:PORT" % (w, " ".join(scaled(WORKLOADS[w], scale)), " ".join(SRC_COMMON)))
+    print()
+    print("| wl | target | msg/s | x sink | cpu s/1k msgs | x sink | peak RSS MiB | acked | in Maildir |")
+    print("|----|--------|------:|-------:|--------------:|-------:|-------------:|------:|-----------:|")
+    for w in wls:
+        sink = next((r for r in results if r["wl"] == w and r["target"] == "smtp-sink"), None)
+        for r in [r for r in results if r["wl"] == w]:
+            ratio = "%.2f" % (r["rate"] / sink["rate"]) if sink and sink["rate"] else "-"
+            cratio = "%.2f" % (r["cpu1k"] / sink["cpu1k"]) if sink and sink["cpu1k"] and r["cpu1k"] else "-"
+            ok = "-" if r["stored"] is None else ("%d ok" % r["stored"] if r["stored"] == r["acked"]
+                                                  else "%d MISMATCH" % r["stored"])
+            print("| %s | %s | %.0f | %s | %s | %s | %.1f | %d | %s |" % (
+                w, r["target"], r["rate"], ratio, "%.3f" % r["cpu1k"] if r["cpu1k"] is not None else "n/a", cratio,
+                r["hwm"], r["acked"], ok))
+    bad = [r for r in results if r["stored"] is not None and r["stored"] != r["acked"]]
+    if bad:
+        print("\nERROR: acknowledged messages missing from the Maildir: %r" % bad)
+    return not bad
+
+
+# -------------------------------------------------------------------- idle
+async def idle_clients(port, n, sources):
+    conns = []
+    failed = []
+
+    async def handshake(i):
+        r, w = await asyncio.open_connection(HOST, port, local_addr=(sources[i % len(sources)], 0))
+        if not (await r.readline()).startswith(b"220"):
+            raise OSError("no 220")
+        w.write(b"EHLO idle%d.example\r\n" % i)
+        while True:
+            line = await r.readline()
+            if not line:
+                raise OSError("closed during EHLO")
+            if line[3:4] == b" ":
+                if not line.startswith(b"250"):
+                    raise OSError(line.decode(errors="replace").strip())
+                return w
+
+    async def one(i):
+        try:
+            # Bounded: a server that stops accepting is reported, not waited for.
+            conns.append(await asyncio.wait_for(handshake(i), 30))
+        except (OSError, asyncio.TimeoutError) as e:
+            failed.append("%s: %s" % (type(e).__name__, e))
+
+    # In waves, so the accept queue and the client are not flooded.
+    for start in range(0, n, 500):
+        await asyncio.gather(*(one(i) for i in range(start, min(n, start + 500))))
+    return conns, failed
+
+
+def idle_run(counts):
+    rows = []
+    raise_nofile()
+    sources = ["127.0.0.%d" % i for i in range(1, 9)]
+    for n in counts:
+        target = smtpcell_target("idle%d" % n, ["--max-connections", str(max(counts)), "--max-connections-per-ip",
+                                                str(max(counts))])
+        target.start(free_port())
+        pid = target.proc.pid
+        base = status_kib(pid, "VmRSS")
+        loop = asyncio.new_event_loop()
+        conns, failed = loop.run_until_complete(idle_clients(target.port, n, sources))
+        time.sleep(1.0)
+        rss = status_kib(pid, "VmRSS")
+        hwm = status_kib(pid, "VmHWM")
+        alive = target.proc.poll() is None
+        maps = sum(1 for _ in open("/proc/%d/maps" % pid)) if alive else 0
+        for w in conns:
+            w.close()
+        loop.run_until_complete(asyncio.sleep(0.5))
+        loop.close()
+        target.stop()
+        why = "; ".join(sorted(set(failed))[:3])
+        rows.append(dict(n=n, held=len(conns), base=base, rss=rss, hwm=hwm, maps=maps, why=why))
+        log("idle %d: held %d, RSS %d KiB (base %d), maps %d %s" % (n, len(conns), rss, base, maps, why))
+    print("\nsmtpcell idle connections (each: banner read, EHLO sent, 250 read, then held)")
+    print("  " + machine())
+    print("  server: smtpcell --max-connections %d --max-connections-per-ip %d; clients from %s"
+          % (max(counts), max(counts), ",".join(sources)))
+    print()
+    print("| N asked | held | server RSS MiB | RSS at start MiB | per connection KiB | peak RSS MiB | mappings | failures |")
+    print("|--------:|-----:|---------------:|-----------------:|-------------------:|-------------:|---------:|----------|")
+    for r in rows:
+        per = (r["rss"] - r["base"]) / r["held"] if r["held"] else 0
+        print("| %d | %d | %.1f | %.1f | %.1f | %.1f | %d | %s |" % (
+            r["n"], r["held"], r["rss"] / 1024, r["base"] / 1024, per, r["hwm"] / 1024, r["maps"], r["why"] or "-"))
+    return all(r["held"] == r["n"] for r in rows)
+
+
+def clean_maildirs(wait):
+    """Removes earlier runs' Maildirs; with `wait`, lets the kernel forget them first."""
+    old = glob.glob(os.path.join(WORK, "maildir", "*"))
+    for d in old:
+        shutil.rmtree(d, ignore_errors=True)
+    if old and wait:
+        log("removed earlier Maildirs; waiting 40 s so ext4 stops skipping their freed inodes")
+        time.sleep(40)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workloads", default="a,b,c")
+    ap.add_argument("--targets", default="smtp-sink,smtpcell",
+                    help="smtp-sink, smtpcell, or NAME=PATH for another smtpcell binary (before/after runs)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply message counts (quick runs)")
+    ap.add_argument("--idle", default="1000,10000", help="idle connection counts ('' to skip)")
+    ap.add_argument("--no-load", action="store_true", help="only the idle run")
+    o = ap.parse_args()
+    if not os.path.exists(SMTPCELL):
+        raise SystemExit("%s missing: cargo build --release -p smtpcell" % SMTPCELL)
+    clean_maildirs(wait=True)
+    ok = True
+    if not o.no_load:
+        source, sink, env = postfix_tools()
+        wls = o.workloads.split(",")
+        results = []
+        for w in wls:
+            args = scaled(WORKLOADS[w], o.scale)
+            for t in o.targets.split(","):
+                if t == "smtp-sink":
+                    target = sink_target(sink, env)
+                elif t == "smtpcell":
+                    target = smtpcell_target()
+                else:  # NAME=PATH: another smtpcell binary, for before/after comparisons
+                    name, _, path = t.partition("=")
+                    target = smtpcell_target(name, binary=path)
+                results.append(run_one(target, w, args, source, env))
+        ok = load_table(results, wls, o.scale) and ok
+    if o.idle:
+        ok = idle_run([int(n) for n in o.idle.split(",")]) and ok
+    log("Maildirs of this run kept under %s (removed by the next run, before it waits)" % os.path.join(WORK, "maildir"))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
