@@ -6,6 +6,9 @@
 //!
 //! `cargo bench -p smtpcell --bench component`.
 
+#[path = "../../guest/core/benches/body.rs"]
+mod body;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,23 +58,6 @@ impl Fixture {
             s
         })
     }
-}
-
-/// Same body generator as the native bench (kept identical on purpose).
-fn stuffed_body(size: usize) -> Vec<u8> {
-    let mut body = Vec::with_capacity(size + size / 32 + 8);
-    let mut n = 0u32;
-    while body.len() < size {
-        n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        let len = 20 + (n >> 16) as usize % 59;
-        if (n >> 8).is_multiple_of(16) {
-            body.extend_from_slice(b"..");
-        }
-        body.extend((0..len).map(|i| b'a' + ((i as u32 + n) % 26) as u8));
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(b".\r\n");
-    body
 }
 
 fn commands(c: &mut Criterion) {
@@ -139,7 +125,7 @@ fn data(c: &mut Criterion) {
     let fx = Fixture::new();
     let mut g = c.benchmark_group("component/data");
     for (label, size) in [("1KiB", 1usize << 10), ("100KiB", 100 << 10), ("10MiB", 10 << 20)] {
-        let body = stuffed_body(size);
+        let body = body::stuffed_body(size);
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.sample_size(if size >= 1 << 20 { 10 } else { 50 });
         g.bench_with_input(BenchmarkId::from_parameter(label), &body, |b, body| {

@@ -4,6 +4,8 @@
 //! the WebAssembly component in host/benches/component.rs, so the two reports
 //! compare the sandbox's price directly.
 
+mod body;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -21,25 +23,6 @@ fn session() -> Session {
     black_box(s.greeting());
     black_box(s.feed(EHLO));
     s
-}
-
-/// A message body of `size` octets, already dot-stuffed as a client sends it:
-/// text lines of 20 to 78 octets, about one line in 16 starting with a dot
-/// (sent as two), and the `.` terminator.
-fn stuffed_body(size: usize) -> Vec<u8> {
-    let mut body = Vec::with_capacity(size + size / 32 + 8);
-    let mut n = 0u32;
-    while body.len() < size {
-        n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        let len = 20 + (n >> 16) as usize % 59;
-        if (n >> 8).is_multiple_of(16) {
-            body.extend_from_slice(b"..");
-        }
-        body.extend((0..len).map(|i| b'a' + ((i as u32 + n) % 26) as u8));
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(b".\r\n");
-    body
 }
 
 /// Times only `timed` of the MAIL, RCPT, RSET cycle (the others set the
@@ -80,7 +63,7 @@ fn commands(c: &mut Criterion) {
 fn data(c: &mut Criterion) {
     let mut g = c.benchmark_group("native/data");
     for (label, size) in [("1KiB", 1usize << 10), ("100KiB", 100 << 10), ("10MiB", 10 << 20)] {
-        let body = stuffed_body(size);
+        let body = body::stuffed_body(size);
         g.throughput(Throughput::Bytes(body.len() as u64));
         if size >= 1 << 20 {
             g.sample_size(10);
