@@ -1,11 +1,24 @@
 //! The wit-bindgen adapter: converts between the `smtp:session` WIT types and
 //! smtp-core's Rust types. No protocol logic lives here, so the component
 //! behaves exactly like the core that the native tests exercise.
+//!
+//! `no_std`, like the core: the component then imports nothing (no WASI),
+//! so it runs in any component host as is and instantiates with no shims.
+//! The fault-injection build alone links std, because its probes reach for
+//! files, variables and sockets to show that the host grants none of them.
 
-use std::cell::RefCell;
+#![cfg_attr(not(feature = "fault-injection"), no_std)]
 
+extern crate alloc;
+
+#[cfg(not(feature = "fault-injection"))]
+mod bare;
 #[cfg(any(feature = "testbed-v2", feature = "fault-injection", feature = "wrong-replies"))]
 mod testbed;
+
+use alloc::string::ToString;
+use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use exports::smtp::session::receiver as wit;
 use wit::GuestSession;

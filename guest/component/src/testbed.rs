@@ -5,6 +5,8 @@
 //! its own connection) and the live upgrade (a second, visibly different
 //! version; a version that must fail validation).
 
+use alloc::vec::Vec;
+
 use smtp_core::Action;
 
 #[cfg(feature = "testbed-v2")]

@@ -1,6 +1,7 @@
 //! What a session asks of its host, and what the host answers.
 
 use crate::envelope::Envelope;
+use crate::prelude::*;
 
 /// One step for the host to execute, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]

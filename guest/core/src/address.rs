@@ -13,7 +13,8 @@
 //! section 4.1.3 refers to). General address literals with other tags are
 //! refused: no other tag is registered.
 
-use std::net::Ipv6Addr;
+use crate::prelude::*;
+use core::net::Ipv6Addr;
 
 /// A mailbox, without angle brackets and source route, exactly as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,7 +220,7 @@ impl Cursor<'_> {
         self.expect(b'[')?;
         let start = self.at;
         self.take_while(|b| b != b']' && b.is_ascii_graphic());
-        let inner = std::str::from_utf8(&self.bytes[start..self.at]).map_err(|_| BadPath)?;
+        let inner = core::str::from_utf8(&self.bytes[start..self.at]).map_err(|_| BadPath)?;
         self.expect(b']')?;
         let valid = match inner.get(..5) {
             Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => inner[5..].parse::<Ipv6Addr>().is_ok(),

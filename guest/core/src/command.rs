@@ -45,7 +45,7 @@ pub enum Command<'a> {
 
 /// Parses one command line (without its CR LF).
 pub(crate) fn parse(line: &[u8]) -> Result<Command<'_>, Reply> {
-    let line = std::str::from_utf8(line).map_err(|_| Reply::INVALID_CHARACTER)?;
+    let line = core::str::from_utf8(line).map_err(|_| Reply::INVALID_CHARACTER)?;
     if line.chars().any(|c| c.is_control() && c != '\t') {
         return Err(Reply::INVALID_CHARACTER);
     }

@@ -1,6 +1,8 @@
 //! Session policy handed in by the host. The core applies it; it never
 //! decides it (DESIGN.md: policy is the host's, grammar is the guest's).
 
+use crate::prelude::*;
+
 /// ESMTP extensions a session advertises and accepts. A disabled extension is
 /// neither listed in the EHLO reply nor accepted as a command or parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

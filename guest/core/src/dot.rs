@@ -36,6 +36,7 @@
 //! plus one byte (a CR that ended the previous call is written together
 //! with the LF that starts this one).
 
+use crate::prelude::*;
 use crate::reply::Reply;
 
 /// Why a message failed while its content was being read.

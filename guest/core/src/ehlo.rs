@@ -7,6 +7,7 @@
 //! STARTTLS disappears once TLS is active (RFC 3207 section 4.2).
 
 use crate::config::{Config, Extensions};
+use crate::prelude::*;
 
 /// Whether a keyword is on, given the extensions and whether TLS is active.
 type Switch = fn(&Extensions, bool) -> bool;

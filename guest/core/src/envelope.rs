@@ -1,6 +1,8 @@
 //! The envelope of one message transaction (RFC 5321 section 2.3.1), as
 //! handed to the host with `Action::MessageBegin`.
 
+use crate::prelude::*;
+
 /// Content type declared with BODY= on MAIL (RFC 6152, RFC 3030).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BodyType {

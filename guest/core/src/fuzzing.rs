@@ -5,6 +5,8 @@
 //! Compiled only with the `fuzzing` feature (off by default) and hidden
 //! from the docs: this is not API, and it may change with any release.
 
+use crate::prelude::*;
+
 pub use crate::address::{ForwardPath, Mailbox, ReversePath};
 pub use crate::bdat::ChunkReader;
 pub use crate::command::Command;

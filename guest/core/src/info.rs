@@ -1,6 +1,7 @@
 //! Who this build is, for the host's logs and status reports.
 
 use crate::ehlo;
+use crate::prelude::*;
 
 /// Identity of the protocol implementation.
 #[derive(Clone, Debug, PartialEq, Eq)]

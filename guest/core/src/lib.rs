@@ -11,6 +11,17 @@
 //! (DATA decoding), `bdat` (chunks), `ehlo` (what we advertise), `reply`
 //! (every reply text), `phase` (session states), `session` (transitions),
 //! `outbox` (action coalescing), `info`.
+//!
+//! `no_std` (with `alloc`): the component built from this crate then needs
+//! nothing from WASI, so it imports nothing at all: any component host can
+//! run it without providing a single interface, and instantiating it per
+//! connection skips linking the WASI shims std would pull in.
+
+#![no_std]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
 
 mod action;
 mod address;
@@ -28,6 +39,7 @@ mod line;
 mod outbox;
 mod params;
 mod phase;
+mod prelude;
 mod reply;
 mod session;
 

@@ -12,6 +12,8 @@
 //! a silent wait. A stray CR inside a line is left for the command parser,
 //! which refuses it as an invalid character.
 
+use crate::prelude::*;
+
 /// The longest command line, CR LF included (RFC 5321 section 4.5.3.1.4).
 pub(crate) const MAX_COMMAND_LINE: usize = 512;
 
@@ -40,14 +42,14 @@ impl LineReader {
         match input.iter().position(|&b| b == b'\n') {
             Some(lf) => {
                 let consumed = lf + 1;
-                if std::mem::take(&mut self.discarding) {
+                if core::mem::take(&mut self.discarding) {
                     return (consumed, None);
                 }
                 if self.partial.len() + consumed > MAX_COMMAND_LINE {
                     self.partial.clear();
                     return (consumed, Some(LineEvent::TooLong));
                 }
-                let mut line = std::mem::take(&mut self.partial);
+                let mut line = core::mem::take(&mut self.partial);
                 line.extend_from_slice(&input[..lf]);
                 if line.pop_if(|b| *b == b'\r').is_some() {
                     (consumed, Some(LineEvent::Line(line)))

@@ -3,6 +3,7 @@
 //! for a pipelining client) and consecutive content one `MessageData`.
 
 use crate::action::Action;
+use crate::prelude::*;
 use crate::reply::{self, Reply};
 
 pub(crate) struct Outbox {

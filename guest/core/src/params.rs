@@ -17,6 +17,7 @@
 
 use crate::config::Extensions;
 use crate::envelope::{BodyType, DsnReturn};
+use crate::prelude::*;
 use crate::reply::Reply;
 
 /// RFC 3461 section 4.4: ENVID is at most 100 characters.
@@ -68,7 +69,7 @@ pub(crate) fn mail(text: &str, ext: &Extensions, max_size: u64) -> Result<MailPa
                 if value.is_some() {
                     return Err(Reply::BAD_PARAMETER);
                 }
-                if std::mem::replace(&mut params.smtputf8, true) {
+                if core::mem::replace(&mut params.smtputf8, true) {
                     return Err(Reply::DUPLICATE_PARAMETER);
                 }
             }

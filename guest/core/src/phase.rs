@@ -13,6 +13,7 @@
 use crate::bdat::ChunkReader;
 use crate::dot::DotDecoder;
 use crate::envelope::Envelope;
+use crate::prelude::*;
 use crate::reply::Reply;
 
 /// What the client said in HELO or EHLO.

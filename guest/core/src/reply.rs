@@ -10,7 +10,8 @@
 //! (RFC 3463 defines classes 2, 4 and 5 only). Those are built without an
 //! enhanced code, so switching ENHANCEDSTATUSCODES off just drops the codes.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 /// One SMTP reply.
 #[derive(Clone, Debug, PartialEq, Eq)]

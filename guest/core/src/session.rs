@@ -23,7 +23,8 @@
 //! The actions of one call are at most a small multiple of its input
 //! (every command line yields at most one reply; EHLO's is the longest).
 
-use std::mem;
+use crate::prelude::*;
+use core::mem;
 
 use crate::action::{Action, Verdict};
 use crate::address::{ForwardPath, ReversePath};
