@@ -15,6 +15,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::cache::{CacheOutcome, CompileCache};
 use super::limits::SandboxLimits;
 
+/// Address space reserved for each linear memory; see `Runtime::new`.
+const MEMORY_RESERVATION: u64 = 4 << 30;
+
 /// How much of a slot's dirtied memory (and of its tables) is reset in place
 /// and kept resident for the next connection. A session dirties about 40 KiB
 /// (stack top, data, a little heap); a slot that dirtied more gets the rest
@@ -66,7 +69,7 @@ impl Runtime {
             // Rust's wasip2 output is one core module plus the small adapter
             // shims wit-component adds, so a handful of core instances each.
             .total_core_instances(limits.max_instances * 8)
-            .total_memories(limits.max_instances * 2)
+            .total_memories(limits.max_instances)
             .total_tables(limits.max_instances * 4)
             .total_stacks(limits.max_instances)
             .max_memory_size(limits.max_memory)
@@ -82,10 +85,13 @@ impl Runtime {
         config
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            // Linear memory is small: reserve exactly the cap, so thousands
-            // of idle instances do not each hold 4 GiB of address space.
-            .memory_reservation(limits.max_memory as u64)
-            .memory_guard_size(64 << 10);
+            // Every slot reserves the whole 32-bit space (plus wasmtime's
+            // default guard regions), so compiled code needs no explicit bounds
+            // check, and no Spectre guard, on each load and store: DATA
+            // scanning runs about twice as fast as with a 16 MiB reservation.
+            // Only address space: 4 GiB × 10,000 slots is 40 of the 128 TiB a
+            // process has; growth is still capped at `max_memory`.
+            .memory_reservation(MEMORY_RESERVATION);
         let engine = Engine::new(&config).map_err(anyhow::Error::from).context("configuring wasmtime")?;
 
         let mut linker = Linker::new(&engine);
