@@ -340,7 +340,7 @@ def clean_maildirs(wait):
     """Removes earlier runs' Maildirs; with `wait`, lets the kernel forget them first.
 
     Measured on this VM: right after 10,000 files are deleted, creating a file
-    nearby costs 500-600 us instead of ~15 us, and it takes minutes, not
+    nearby costs 100-900 us instead of ~15 us, and it takes minutes, not
     seconds, to recover. So wait until creating files is cheap again (checked
     every 15 s, at most 5 minutes) rather than for a fixed time."""
     old = glob.glob(os.path.join(WORK, "maildir", "*"))

@@ -1,4 +1,6 @@
-//! The two things std would otherwise supply to a `no_std` cdylib.
+//! What std would otherwise supply to a `no_std` cdylib: the global
+//! allocator, the canonical ABI's `cabi_realloc`, the panic handler, and
+//! the link to wasi-libc for `memcmp` and friends.
 
 /// wasi-libc's malloc (a C dlmalloc), the allocator std itself uses on
 /// wasip2: memory grows with `memory.grow`, which the host's limiter caps,
