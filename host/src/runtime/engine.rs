@@ -15,8 +15,31 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::cache::{CacheOutcome, CompileCache};
 use super::limits::SandboxLimits;
 
-/// Address space reserved for each linear memory; see `Runtime::new`.
-const MEMORY_RESERVATION: u64 = 4 << 30;
+/// Address space reserved for each linear memory when the pool can afford
+/// it: the whole 32-bit space, so compiled guest code needs no explicit
+/// bounds check (nor Spectre guard) on each load and store. DATA scanning ran
+/// 1.6 to 2 times as fast as with a 16 MiB reservation.
+const FULL_RESERVATION: u64 = 4 << 30;
+
+/// Address space the memory pool may take with full reservations: 4 GiB
+/// slots (plus wasmtime's guard regions) for up to about 11,000 instances.
+/// A process has 128 TiB of it on x86-64; a pool of 25,000 full slots no
+/// longer fits (measured: the mmap fails).
+const POOL_ADDRESS_BUDGET: u64 = 48 << 40;
+
+/// The reservation and guard size for each linear memory: full, or, when
+/// `max_instances` full slots would not fit the budget, exactly the memory
+/// cap with a small guard (explicit bounds checks, slower DATA scanning,
+/// but hundreds of thousands of slots fit).
+fn memory_layout(limits: &SandboxLimits) -> (u64, Option<u64>) {
+    // Default guard regions are 32 MiB before and after each slot.
+    let full_slot = FULL_RESERVATION + (64 << 20);
+    if u64::from(limits.max_instances) * full_slot <= POOL_ADDRESS_BUDGET {
+        (FULL_RESERVATION, None)
+    } else {
+        (limits.max_memory as u64, Some(64 << 10))
+    }
+}
 
 /// How much of a slot's dirtied memory (and of its tables) is reset in place
 /// and kept resident for the next connection. A session dirties about 40 KiB
@@ -82,16 +105,13 @@ impl Runtime {
             .linear_memory_keep_resident(RESIDENT_PER_SLOT)
             .table_keep_resident(RESIDENT_PER_SLOT);
         let mut config = Config::new();
-        config
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            // Every slot reserves the whole 32-bit space (plus wasmtime's
-            // default guard regions), so compiled code needs no explicit bounds
-            // check, and no Spectre guard, on each load and store: DATA
-            // scanning ran 1.6 to 2 times as fast as with a 16 MiB reservation.
-            // Only address space: 4 GiB × 10,000 slots is 40 of the 128 TiB a
-            // process has; growth is still capped at `max_memory`.
-            .memory_reservation(MEMORY_RESERVATION);
+        config.epoch_interruption(true).allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // Growth is capped at `max_memory` whatever the reservation.
+        let (reservation, guard) = memory_layout(&limits);
+        config.memory_reservation(reservation);
+        if let Some(guard) = guard {
+            config.memory_guard_size(guard);
+        }
         let engine = Engine::new(&config).map_err(anyhow::Error::from).context("configuring wasmtime")?;
 
         let mut linker = Linker::new(&engine);
@@ -134,4 +154,26 @@ fn start_epoch_ticker(engine: &Engine, limits: &SandboxLimits) {
             }
         })
         .expect("spawning the epoch ticker thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_reservations_while_they_fit_then_exact_ones() {
+        let limits = |max_instances| SandboxLimits { max_instances, ..SandboxLimits::default() };
+        assert_eq!(memory_layout(&limits(10_016)), (FULL_RESERVATION, None));
+        let small = memory_layout(&limits(40_016));
+        assert_eq!(small, (SandboxLimits::default().max_memory as u64, Some(64 << 10)));
+    }
+
+    /// 25,000 full slots need more address space than a process has (the
+    /// pool's mmap fails): the engine must still come up, with exact
+    /// reservations. (Far beyond this, the stack pool's guard pages run into
+    /// vm.max_map_count, 65,530 mappings by default.)
+    #[test]
+    fn a_large_pool_still_starts() {
+        Runtime::new(SandboxLimits { max_instances: 25_016, ..SandboxLimits::default() }, None).unwrap();
+    }
 }
