@@ -29,7 +29,7 @@
 //!
 //! # Speed and memory
 //!
-//! CR, LF and NUL are found with `memchr3` (SIMD: SSE2 natively, simd128 in
+//! CR, LF and NUL are found with `memchr3` (SIMD: SSE2/AVX2 natively, simd128 in
 //! the component); only they and a dot at the start of a line are looked at
 //! one by one. Content is copied in runs that break only at stuffing dots.
 //! The decoder holds a few integers of state, never content: output goes to
