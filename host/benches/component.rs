@@ -28,6 +28,14 @@ const RSET: &[u8] = b"RSET\r\n";
 /// Live sessions held for the memory figure (below the pool's slots).
 const LIVE: usize = 1000;
 
+/// Which part of a session's life an instance benchmark times.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Span {
+    Start,
+    StartAndGreeting,
+    Teardown,
+}
+
 struct Fixture {
     tokio: Tokio,
     component: Arc<LoadedComponent>,
@@ -48,6 +56,31 @@ impl Fixture {
         // Room for the 10 MiB body.
         config.max_message_size = 64 << 20;
         Fixture { tokio, component, config, peer: PeerInfo { ip: "127.0.0.1".into(), port: 2525 } }
+    }
+
+    /// Runs `iters` session lifecycles (start, greeting, drop) and returns
+    /// the time spent in `span` of them.
+    fn lifecycle(&self, iters: u64, span: Span) -> Duration {
+        self.tokio.block_on(async {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let mut s = GuestSession::start(&self.component, &self.config, &self.peer).await.unwrap();
+                if span == Span::Start {
+                    total += t.elapsed();
+                }
+                black_box(s.greeting().await.unwrap());
+                if span == Span::StartAndGreeting {
+                    total += t.elapsed();
+                }
+                let t = Instant::now();
+                drop(s);
+                if span == Span::Teardown {
+                    total += t.elapsed();
+                }
+            }
+            total
+        })
     }
 
     fn session(&self) -> GuestSession {
@@ -100,55 +133,13 @@ fn commands(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("component/instance");
     // Creation, what the target is about: InstancePre into a pooled
-    // slot, the Store, and the session constructor. The instance is dropped
-    // outside the timed part.
-    g.bench_function("start", |b| {
-        b.iter_custom(|iters| {
-            fx.tokio.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let t = Instant::now();
-                    let s = GuestSession::start(&fx.component, &fx.config, &fx.peer).await.unwrap();
-                    total += t.elapsed();
-                    drop(black_box(s));
-                }
-                total
-            })
-        })
-    });
+    // slot, the Store, and the session constructor.
+    g.bench_function("start", |b| b.iter_custom(|iters| fx.lifecycle(iters, Span::Start)));
     // Teardown after a connection ends (the client has gone by then): the
     // slot's dirtied pages are reset for the next connection.
-    g.bench_function("teardown", |b| {
-        b.iter_custom(|iters| {
-            fx.tokio.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut s = GuestSession::start(&fx.component, &fx.config, &fx.peer).await.unwrap();
-                    black_box(s.greeting().await.unwrap());
-                    let t = Instant::now();
-                    drop(s);
-                    total += t.elapsed();
-                }
-                total
-            })
-        })
-    });
+    g.bench_function("teardown", |b| b.iter_custom(|iters| fx.lifecycle(iters, Span::Teardown)));
     // What a client waits for before it sees the 220: start plus greeting.
-    g.bench_function("start+greeting", |b| {
-        b.iter_custom(|iters| {
-            fx.tokio.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let t = Instant::now();
-                    let mut s = GuestSession::start(&fx.component, &fx.config, &fx.peer).await.unwrap();
-                    black_box(s.greeting().await.unwrap());
-                    total += t.elapsed();
-                    drop(s);
-                }
-                total
-            })
-        })
-    });
+    g.bench_function("start+greeting", |b| b.iter_custom(|iters| fx.lifecycle(iters, Span::StartAndGreeting)));
     g.finish();
 }
 
