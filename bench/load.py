@@ -339,22 +339,29 @@ def create_cost_us(n=200):
 def clean_maildirs(wait):
     """Removes earlier runs' Maildirs; with `wait`, lets the kernel forget them first.
 
-    Measured on this VM: right after 10,000 files are deleted, creating a file
-    nearby costs 100-900 us instead of ~15 us, and it takes minutes, not
-    seconds, to recover. So wait until creating files is cheap again (checked
-    every 15 s, at most 5 minutes) rather than for a fixed time."""
+    ext4 without a journal (this VM's disk) will not reuse an inode freed
+    less than 60 s ago (360 s while its inode-table block is still dirty):
+    `recently_deleted` in fs/ext4/ialloc.c. The allocator scans past every
+    such inode, so right after 10,000 files are deleted, creating a file
+    costs 100-900 us instead of ~15 us, and a Maildir writer measured then
+    spends most of its CPU in that scan. So: delete, `sync` (the blocks are
+    clean, so 60 s applies), wait 65 s, then check that creating files is
+    cheap (every 15 s, at most 5 more minutes)."""
     old = glob.glob(os.path.join(WORK, "maildir", "*"))
     for d in old:
         shutil.rmtree(d, ignore_errors=True)
     if not (old and wait):
         return
+    os.sync()
+    log("removed earlier Maildirs; waiting 65 s for ext4 to let their inodes be reused")
+    time.sleep(65)
     deadline = time.monotonic() + 300
     while True:
         cost = create_cost_us()
         if cost < 40 or time.monotonic() > deadline:
             log("creating a file costs %.0f us; starting" % cost)
             return
-        log("removed earlier Maildirs; creating a file costs %.0f us, waiting for ext4 to forget them" % cost)
+        log("creating a file still costs %.0f us, waiting" % cost)
         time.sleep(15)
 
 

@@ -1,32 +1,35 @@
 //! Maildir delivery (the format of qmail, Dovecot and Courier): a message is
-//! written under tmp/, fsynced, renamed into new/, and new/ is fsynced. A
-//! reader never sees a partial file, and a crash after the verdict cannot
-//! lose the message: both the file's bytes and the directory entry that names
-//! it are on disk before the client hears 250.
+//! written under tmp/, made durable, renamed into new/, and new/ is made
+//! durable. A reader never sees a partial file, and a crash after the verdict
+//! cannot lose the message: both the file's bytes and the directory entry
+//! that names it are on disk before the client hears 250.
 //!
-//! The directory fsync is group-committed (see [`DirSync`]): concurrent
-//! commits share one fsync of new/ that starts after all their renames, so
-//! each message still has its file fsync, its rename and a directory fsync
-//! that covers the rename before its verdict, at one flush per batch instead
-//! of one per message.
+//! The flushes are group-committed on one thread (see [`super::commit`]):
+//! messages that finish together share one filesystem sync before their
+//! renames and one fsync of new/ after them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{MessageMeta, Spool, Transaction, trace_headers};
+use tokio::sync::oneshot;
+
+use super::commit::{Committer, Job};
+use super::{CommitFuture, MessageMeta, Spool, Transaction, trace_headers};
 
 /// A Maildir rooted at a directory (created, with tmp/ new/ cur/, if missing).
 pub struct Maildir {
     root: PathBuf,
-    /// new/, kept open; commits fsync it through the group commit.
-    new_dir: Arc<DirSync>,
+    /// Makes written messages durable and visible, in batches.
+    committer: Committer,
     /// The host part of file names, with `/` and `:` escaped as the Maildir
     /// convention asks.
     host_part: String,
+    /// Read once: `std::process::id()` is a system call each time.
+    pid: u32,
     counter: AtomicU64,
 }
 
@@ -36,9 +39,9 @@ impl Maildir {
         for sub in ["tmp", "new", "cur"] {
             fs::create_dir_all(root.join(sub))?;
         }
-        let new_dir = Arc::new(DirSync::new(File::open(root.join("new"))?));
+        let committer = Committer::start(File::open(root.join("new"))?)?;
         let host_part = hostname.replace('/', "\\057").replace(':', "\\072");
-        Ok(Maildir { root, new_dir, host_part, counter: AtomicU64::new(0) })
+        Ok(Maildir { root, committer, host_part, pid: std::process::id(), counter: AtomicU64::new(0) })
     }
 
     pub fn root(&self) -> &Path {
@@ -51,7 +54,7 @@ impl Maildir {
     fn unique(&self) -> String {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{}.M{}P{}Q{}", now.as_secs(), now.subsec_micros(), std::process::id(), n)
+        format!("{}.M{}P{}Q{}", now.as_secs(), now.subsec_micros(), self.pid, n)
     }
 }
 
@@ -70,7 +73,7 @@ impl Spool for Maildir {
             new_path: self.root.join("new").join(tmp_path.file_name().expect("tmp path has a file name")),
             tmp_path,
             file: Some(BufWriter::with_capacity(64 << 10, file)),
-            new_dir: self.new_dir.clone(),
+            committer: self.committer.clone(),
             queue_id: unique,
         };
         let headers = trace_headers(meta, &txn.queue_id);
@@ -84,7 +87,7 @@ struct MaildirTransaction {
     new_path: PathBuf,
     /// `None` once committed: then Drop has nothing to clean up.
     file: Option<BufWriter<File>>,
-    new_dir: Arc<DirSync>,
+    committer: Committer,
     queue_id: String,
 }
 
@@ -100,25 +103,24 @@ impl Transaction for MaildirTransaction {
         }
     }
 
-    fn commit(mut self: Box<Self>, cancelled: &AtomicBool) -> io::Result<()> {
-        let writer = self.file.take().ok_or_else(|| io::Error::other("committed twice"))?;
-        let result = (|| {
-            let file = writer.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            if cancelled.load(Ordering::SeqCst) {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "gave up waiting for storage"));
+    fn commit(mut self: Box<Self>, cancelled: Arc<AtomicBool>) -> CommitFuture {
+        let (done, answer) = oneshot::channel();
+        // Some until commit or drop, and commit consumes the transaction.
+        let writer = self.file.take().expect("a transaction is committed at most once");
+        match writer.into_inner() {
+            Ok(file) => self.committer.submit(Job {
+                file,
+                tmp_path: std::mem::take(&mut self.tmp_path),
+                new_path: std::mem::take(&mut self.new_path),
+                cancelled,
+                done,
+            }),
+            Err(err) => {
+                let _ = fs::remove_file(&self.tmp_path);
+                let _ = done.send(Err(err.into_error()));
             }
-            fs::rename(&self.tmp_path, &self.new_path)?;
-            // Returns only after an fsync of new/ that began after this rename.
-            self.new_dir.sync_after_rename()
-        })();
-        if result.is_err() {
-            // Whatever happened, the message must not stay half-visible: the
-            // client is about to hear 4xx and will send it again.
-            let _ = fs::remove_file(&self.tmp_path);
-            let _ = fs::remove_file(&self.new_path);
         }
-        result
+        Box::pin(async move { answer.await.unwrap_or_else(|_| Err(io::Error::other("the commit was dropped"))) })
     }
 }
 
@@ -130,71 +132,81 @@ impl Drop for MaildirTransaction {
     }
 }
 
-/// Group commit of a directory fsync.
-///
-/// Why: every message needs new/ fsynced after its rename (invariant 1), and
-/// on this kind of disk each fsync is a device cache flush. With 20 sessions
-/// committing at once, one fsync of new/ started after all of their renames
-/// makes all of them durable, so they share it instead of queueing 20
-/// flushes.
-///
-/// How: a caller takes a ticket after its rename. An fsync that *starts*
-/// when `requested` is R covers every ticket <= R (those renames happened
-/// before it began). One caller at a time runs the fsync (the leader); the
-/// others wait until `synced` reaches their ticket, or lead the next round.
-/// A failed fsync fails every ticket it was meant to cover that no later
-/// successful fsync has covered: nobody is told "durable" on a failed flush.
-pub(super) struct DirSync {
-    dir: File,
-    state: Mutex<SyncState>,
-    done: Condvar,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
 
-#[derive(Default)]
-struct SyncState {
-    /// Tickets handed out (renames waiting for, or covered by, an fsync).
-    requested: u64,
-    /// Every ticket <= this is covered by a successful fsync.
-    synced: u64,
-    /// Every ticket <= this (and > `synced`) was covered by a failed fsync.
-    failed: u64,
-    leader: bool,
-}
-
-impl DirSync {
-    pub(super) fn new(dir: File) -> DirSync {
-        DirSync { dir, state: Mutex::new(SyncState::default()), done: Condvar::new() }
+    fn meta() -> MessageMeta {
+        MessageMeta {
+            server_hostname: "mx.test".into(),
+            client_ip: Ipv4Addr::LOCALHOST.into(),
+            helo: "client.test".into(),
+            reverse_path: "a@b.test".into(),
+            recipients: vec![super::super::StoredRecipient { address: "c@d.test".into(), notify: None, orcpt: None }],
+            protocol: "ESMTP".into(),
+            body: "7BIT",
+            smtputf8: false,
+            dsn_return: None,
+            dsn_envid: None,
+            received_at: SystemTime::now(),
+            handled_by: "test@0".into(),
+        }
     }
 
-    /// Call after the rename: returns once a directory fsync that started
-    /// after it has completed (or failed).
-    pub(super) fn sync_after_rename(&self) -> io::Result<()> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.requested += 1;
-        let ticket = st.requested;
-        loop {
-            if st.synced >= ticket {
-                return Ok(());
-            }
-            if st.failed >= ticket {
-                return Err(io::Error::other("fsync of the Maildir's new/ failed"));
-            }
-            if !st.leader {
-                st.leader = true;
-                let covers = st.requested;
-                drop(st);
-                let result = self.dir.sync_all();
-                st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                st.leader = false;
-                match &result {
-                    Ok(()) => st.synced = st.synced.max(covers),
-                    Err(_) => st.failed = st.failed.max(covers),
-                }
-                self.done.notify_all();
-                result?;
-                continue;
-            }
-            st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_are_all_durable_visible_and_distinct() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Arc::new(Maildir::open(dir.path(), "mx.test").unwrap());
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..200 {
+            let maildir = maildir.clone();
+            tasks.spawn(async move {
+                let mut txn = maildir.begin(&meta()).unwrap();
+                txn.write(format!("Subject: {n}\r\n\r\nbody {n}\r\n").as_bytes()).unwrap();
+                txn.commit(Arc::new(AtomicBool::new(false))).await
+            });
         }
+        while let Some(outcome) = tasks.join_next().await {
+            outcome.unwrap().unwrap();
+        }
+        let stored = files(&dir.path().join("new"));
+        assert_eq!(stored.len(), 200);
+        let mut bodies: Vec<String> = stored
+            .iter()
+            .map(|p| fs::read_to_string(p).unwrap().rsplit("\r\n\r\n").next().unwrap().to_string())
+            .collect();
+        bodies.sort();
+        bodies.dedup();
+        assert_eq!(bodies.len(), 200, "every message is stored once, whole");
+        assert!(files(&dir.path().join("tmp")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_commit_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(dir.path(), "mx.test").unwrap();
+        let mut txn = maildir.begin(&meta()).unwrap();
+        txn.write(b"Subject: late\r\n\r\nx\r\n").unwrap();
+        let err = txn.commit(Arc::new(AtomicBool::new(true))).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(files(&dir.path().join("new")).is_empty());
+        assert!(files(&dir.path().join("tmp")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_transaction_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(dir.path(), "mx.test").unwrap();
+        let mut txn = maildir.begin(&meta()).unwrap();
+        txn.write(b"Subject: abandoned\r\n").unwrap();
+        assert_eq!(files(&dir.path().join("tmp")).len(), 1);
+        drop(txn);
+        assert!(files(&dir.path().join("tmp")).is_empty());
+        assert!(files(&dir.path().join("new")).is_empty());
     }
 }

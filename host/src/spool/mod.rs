@@ -1,11 +1,15 @@
 //! Where accepted mail goes. The connection driver only sees [`Spool`] and
 //! [`Transaction`]; Maildir is the embedded default.
 
+mod commit;
 mod maildir;
 mod trace;
 
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
@@ -43,6 +47,9 @@ pub struct MessageMeta {
     pub handled_by: String,
 }
 
+/// The outcome of [`Transaction::commit`]: `Ok` once the message is durable.
+pub type CommitFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
 /// A storage backend.
 pub trait Spool: Send + Sync + 'static {
     /// Opens storage for one message and writes its trace headers.
@@ -57,11 +64,11 @@ pub trait Transaction: Send {
     fn queue_id(&self) -> &str;
     /// Appends message content.
     fn write(&mut self, data: &[u8]) -> io::Result<()>;
-    /// Makes the message durable and visible. Blocks on fsync: call it off
-    /// the async executor. Returns only once the message survives a crash.
-    /// When `cancelled` is set before the message becomes visible (the host
-    /// gave up waiting and told the client 451), nothing is stored.
-    fn commit(self: Box<Self>, cancelled: &AtomicBool) -> io::Result<()>;
+    /// Makes the message durable and visible. The future resolves only once
+    /// the message survives a crash (it never blocks the executor). When
+    /// `cancelled` is set before the message becomes visible (the host gave
+    /// up waiting and told the client 451), nothing is stored.
+    fn commit(self: Box<Self>, cancelled: Arc<AtomicBool>) -> CommitFuture;
 }
 
 /// Whether an I/O error means "out of space" (reported as 452) rather than a
