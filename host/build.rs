@@ -9,7 +9,7 @@ fn main() {
     let root = manifest_dir.parent().expect("host/ lives in the workspace root");
     guest_build::rerun_if_changed(
         root,
-        &["guest/core/src", "guest/core/Cargo.toml", "guest/component", "wit", "Cargo.lock"],
+        &["guest/core/src", "guest/core/Cargo.toml", "guest/component", "wit", "Cargo.lock", ".cargo/config.toml"],
     );
     let wasm = guest_build::Guest { package: "smtp-component", features: &[], target_subdir: "guest" }.build(root);
     println!("cargo:rustc-env=SMTPCELL_EMBEDDED_COMPONENT={}", wasm.display());

@@ -9,7 +9,7 @@ fn main() {
     let root = manifest_dir.parent().expect("tests/ lives in the workspace root");
     guest_build::rerun_if_changed(
         root,
-        &["guest/core/src", "guest/core/Cargo.toml", "guest/component", "wit", "Cargo.lock"],
+        &["guest/core/src", "guest/core/Cargo.toml", "guest/component", "wit", "Cargo.lock", ".cargo/config.toml"],
     );
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let variants = [
