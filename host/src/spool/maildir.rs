@@ -186,12 +186,18 @@ mod tests {
         assert!(files(&dir.path().join("tmp")).is_empty());
     }
 
-    #[tokio::test]
-    async fn a_cancelled_commit_stores_nothing() {
+    /// A fresh Maildir and one open transaction with `content` written.
+    fn one_written(content: &[u8]) -> (tempfile::TempDir, Maildir, Box<dyn Transaction>) {
         let dir = tempfile::tempdir().unwrap();
         let maildir = Maildir::open(dir.path(), "mx.test").unwrap();
         let mut txn = maildir.begin(&meta()).unwrap();
-        txn.write(b"Subject: late\r\n\r\nx\r\n").unwrap();
+        txn.write(content).unwrap();
+        (dir, maildir, txn)
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_commit_stores_nothing() {
+        let (dir, _maildir, txn) = one_written(b"Subject: late\r\n\r\nx\r\n");
         let err = txn.commit(Arc::new(AtomicBool::new(true))).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(files(&dir.path().join("new")).is_empty());
@@ -200,10 +206,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_transaction_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let maildir = Maildir::open(dir.path(), "mx.test").unwrap();
-        let mut txn = maildir.begin(&meta()).unwrap();
-        txn.write(b"Subject: abandoned\r\n").unwrap();
+        let (dir, _maildir, txn) = one_written(b"Subject: abandoned\r\n");
         assert_eq!(files(&dir.path().join("tmp")).len(), 1);
         drop(txn);
         assert!(files(&dir.path().join("tmp")).is_empty());
