@@ -199,9 +199,9 @@ fn write(pending: &mut Option<Pending>, bytes: &[u8]) {
 }
 
 /// Makes the message durable and turns the outcome into the verdict the
-/// guest will report. Storage that takes longer
-/// than `bound` is abandoned: the client hears 451 and the transaction is
-/// cancelled before it becomes visible.
+/// guest will report. Storage that takes longer than `bound` is abandoned:
+/// the client hears 451 and the transaction is cancelled before it becomes
+/// visible.
 async fn commit(pending: Option<Pending>, bound: Duration) -> Verdict {
     let failure = |err: &io::Error| {
         if is_storage_full(err) { Verdict::InsufficientStorage } else { Verdict::TemporaryFailure }

@@ -5,8 +5,8 @@
 //! fsync new/) costs three synchronous device round trips and a blocking-pool
 //! hop per message; profiles of 20 concurrent sessions showed storage as
 //! 40 % of the server's CPU. Messages that finish at about the same time can
-//! share the flushes instead: the issue allows group commit, as long as no
-//! 250 is sent before the bytes and the rename are on disk.
+//! share the flushes instead (group commit): durability is kept as long as
+//! no 250 is sent before the bytes and the rename are on disk.
 //!
 //! How: connections hand a written (not yet synced) tmp/ file to this thread
 //! and await a one-shot answer. The thread takes everything queued as one
