@@ -221,7 +221,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
 async fn reload_on_sighup(reloader: Arc<Reloader>, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
-        reloader.reload_and_log("SIGHUP").await;
+        let _ = reloader.reload("SIGHUP").await;
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use smtpcell::server::Reloader;
+use smtpcell::server::{Reloader, control};
 use smtpcell_tests::client::RawClient;
 use smtpcell_tests::driver::embedded_component;
 use smtpcell_tests::server::{TestServer, stored_message};
@@ -92,17 +92,17 @@ fn swapping_versions_under_load_loses_nothing() {
         let (bytes, label) =
             if swap % 2 == 0 { (&v2, "smtpcell-guest@2.0.0-testbed") } else { (&v1, "smtpcell-guest@0.1.0") };
         install(&file, bytes);
-        let swapped = rt.block_on(reloader.reload()).expect("a good component is swapped in");
+        let swapped = rt.block_on(reloader.reload("test")).expect("a good component is swapped in");
         assert_eq!(swapped.to, label);
         latencies.push(swapped.elapsed);
         if swap == SWAPS / 2 {
             // Broken files are refused, naming the step, and the current
             // version keeps serving.
             install(&file, &std::fs::read(WRONG_REPLIES_COMPONENT).unwrap());
-            let refused = rt.block_on(reloader.reload()).unwrap_err();
+            let refused = rt.block_on(reloader.reload("test")).unwrap_err();
             assert_eq!(refused.step, "replay", "{refused}");
             install(&file, b"\0asm garbage");
-            let refused = rt.block_on(reloader.reload()).unwrap_err();
+            let refused = rt.block_on(reloader.reload("test")).unwrap_err();
             assert_eq!(refused.step, "compile", "{refused}");
             assert_eq!(server.registry.current().label(), label);
         }
@@ -133,4 +133,48 @@ fn swapping_versions_under_load_loses_nothing() {
     }
     assert_eq!(served.len(), 2, "both versions served connections");
     assert!(server.leftovers().is_empty());
+}
+
+/// The server's log, captured: what `tracing` writes while the test runs.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_reload_refused_over_the_control_socket_is_answered_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("component.wasm");
+    install(&file, b"\0asm garbage");
+    let socket = dir.path().join("control.sock");
+    let server = TestServer::start();
+    let runtime = embedded_component().runtime().clone();
+    let reloader = Reloader::new(runtime, server.registry.clone(), Some(file));
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let answer = tracing::subscriber::with_default(subscriber, || {
+        rt.block_on(async {
+            let listener = control::bind(&socket).await.unwrap();
+            let serving = tokio::spawn(control::serve(listener, reloader, server.registry.clone()));
+            let answer = control::request(&socket, "reload").await;
+            serving.abort();
+            answer
+        })
+    });
+    let refusal = answer.expect_err("a garbage component is refused").to_string();
+    assert!(refusal.contains("compile"), "{refusal}");
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let line = log.lines().find(|l| l.contains("reload refused")).unwrap_or_else(|| panic!("not logged: {log}"));
+    assert!(line.contains("WARN") && line.contains("trigger=\"control socket\"") && line.contains("compile"), "{line}");
+    assert_eq!(server.registry.current().label(), "smtpcell-guest@0.1.0");
 }

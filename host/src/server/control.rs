@@ -58,7 +58,7 @@ async fn answer(stream: UnixStream, reloader: &Reloader, registry: &Registry) ->
     let mut line = String::new();
     BufReader::new(read).take(MAX_COMMAND).read_line(&mut line).await?;
     let reply = match line.trim() {
-        "reload" => match reloader.reload().await {
+        "reload" => match reloader.reload("control socket").await {
             Ok(swapped) => format!("ok {swapped}\n"),
             Err(refused) => format!("error {refused}\n"),
         },

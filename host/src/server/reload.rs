@@ -58,7 +58,19 @@ impl Reloader {
 
     /// Reads, validates (compile, link, identify, replay) and swaps in the
     /// component file. On any failure the current version keeps serving.
-    pub async fn reload(&self) -> Result<Swapped, Refused> {
+    /// Every outcome is logged with `trigger` (what asked for the reload),
+    /// whoever else is told: an operator reading the server's log sees
+    /// refusals asked for over the control socket too.
+    pub async fn reload(&self, trigger: &str) -> Result<Swapped, Refused> {
+        let outcome = self.try_reload().await;
+        match &outcome {
+            Ok(swapped) => info!(trigger, %swapped, "component reloaded"),
+            Err(refused) => warn!(trigger, %refused, "reload refused; the current component keeps serving"),
+        }
+        outcome
+    }
+
+    async fn try_reload(&self) -> Result<Swapped, Refused> {
         let _one_at_a_time = self.busy.lock().await;
         let started = Instant::now();
         let Some(path) = &self.source else {
@@ -80,15 +92,7 @@ impl Reloader {
             cache: validated.cache,
             transcripts: validated.transcripts,
         };
-        info!(%swapped, "component reloaded");
         Ok(swapped)
-    }
-
-    /// Logs the outcome of a reload that nobody waits for (SIGHUP, --watch).
-    pub async fn reload_and_log(&self, trigger: &str) {
-        if let Err(refused) = self.reload().await {
-            warn!(trigger, %refused, "reload refused; the current component keeps serving");
-        }
     }
 
     /// `--watch`: reloads whenever the file changes from `loaded`, the
@@ -115,7 +119,7 @@ impl Reloader {
             let now = FileStamp::of(&path);
             if now.is_some() && now == previous && now != loaded {
                 loaded = now;
-                self.reload_and_log("file changed").await;
+                let _ = self.reload("file changed").await;
             }
             previous = now;
         }
