@@ -10,6 +10,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,7 +38,9 @@ impl Maildir {
     pub fn open(root: impl Into<PathBuf>, hostname: &str) -> io::Result<Maildir> {
         let root = root.into();
         for sub in ["tmp", "new", "cur"] {
-            fs::create_dir_all(root.join(sub))?;
+            // Mail is private: directories we create are the owner's alone
+            // (existing ones keep the mode the operator gave them).
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(root.join(sub))?;
         }
         let committer = Committer::start(File::open(root.join("new"))?)?;
         let host_part = hostname.replace('/', "\\057").replace(':', "\\072");
@@ -63,7 +66,7 @@ impl Spool for Maildir {
         let (unique, tmp_path, file) = loop {
             let unique = self.unique();
             let tmp_path = self.root.join("tmp").join(format!("{unique}.{}", self.host_part));
-            match OpenOptions::new().write(true).create_new(true).open(&tmp_path) {
+            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp_path) {
                 Ok(file) => break (unique, tmp_path, file),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -193,6 +196,20 @@ mod tests {
         let mut txn = maildir.begin(&meta()).unwrap();
         txn.write(content).unwrap();
         (dir, maildir, txn)
+    }
+
+    #[tokio::test]
+    async fn stored_mail_and_the_maildir_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, _maildir, txn) = one_written(b"Subject: private\r\n\r\nx\r\n");
+        txn.commit(Arc::new(AtomicBool::new(false))).await.unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let stored = files(&dir.path().join("new"));
+        assert_eq!(stored.len(), 1);
+        assert_eq!(mode(&stored[0]), 0o600, "a stored message is readable by its owner only");
+        for sub in ["tmp", "new", "cur"] {
+            assert_eq!(mode(&dir.path().join(sub)), 0o700, "{sub}/");
+        }
     }
 
     #[tokio::test]
