@@ -17,8 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::oneshot;
+use tracing::{info, warn};
 
 use super::commit::{Committer, Job};
+use super::recovery::sweep_tmp;
 use super::{CommitFuture, MessageMeta, Spool, Transaction, trace_headers};
 
 /// A Maildir rooted at a directory (created, with tmp/ new/ cur/, if missing).
@@ -35,6 +37,13 @@ pub struct Maildir {
 }
 
 impl Maildir {
+    /// Opens (creating if missing) the Maildir at `root` for a server named
+    /// `hostname`, and removes the partial messages a crashed or killed
+    /// server left in its `tmp/` (see [`super::recovery`]; one process
+    /// should open a given Maildir once, since the sweep takes files named
+    /// with its own pid for a predecessor's).
+    ///
+    /// Errors: creating or reading the directories, starting the commit thread.
     pub fn open(root: impl Into<PathBuf>, hostname: &str) -> io::Result<Maildir> {
         let root = root.into();
         for sub in ["tmp", "new", "cur"] {
@@ -44,7 +53,21 @@ impl Maildir {
         }
         let committer = Committer::start(File::open(root.join("new"))?)?;
         let host_part = hostname.replace('/', "\\057").replace(':', "\\072");
-        Ok(Maildir { root, committer, host_part, pid: std::process::id(), counter: AtomicU64::new(0) })
+        let pid = std::process::id();
+        let swept = sweep_tmp(&root.join("tmp"), &host_part, pid)?;
+        if swept.removed > 0 {
+            warn!(
+                files = swept.removed,
+                bytes = swept.bytes,
+                maildir = %root.display(),
+                "removed partial messages left in tmp/ by a server that stopped without finishing them \
+                 (crash or kill); none had been acknowledged"
+            );
+        }
+        if swept.live > 0 {
+            info!(files = swept.live, "tmp/ holds messages in flight in another running smtpcell; kept");
+        }
+        Ok(Maildir { root, committer, host_part, pid, counter: AtomicU64::new(0) })
     }
 
     pub fn root(&self) -> &Path {
@@ -52,7 +75,8 @@ impl Maildir {
     }
 
     /// A name unique across processes and restarts: seconds and microseconds
-    /// of the clock, the process id, and a per-process counter. Opening it
+    /// of the clock, the process id, and a per-process counter (the start-up
+    /// sweep of `tmp/`, [`sweep_tmp`], recognises our files by this shape). Opening it
     /// with `create_new` turns any residual collision into a retry.
     fn unique(&self) -> String {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -3,6 +3,7 @@
 
 mod commit;
 mod maildir;
+mod recovery;
 mod trace;
 
 use std::future::Future;
