@@ -156,7 +156,7 @@ mod tests {
         fs::write(tmp.path().join(&name), b"in flight").unwrap();
         let swept = sweep_tmp(tmp.path(), "mx.test", std::process::id()).unwrap();
         assert_eq!(swept, Swept { removed: 0, bytes: 0, live: 1 });
-        assert_eq!(names(tmp.path()), [name.clone()]);
+        assert_eq!(names(tmp.path()), [name]);
         // Once the twin is gone, its file is a leftover like any other.
         twin.kill().unwrap();
         twin.wait().unwrap();
