@@ -36,7 +36,12 @@ fn bounded_run(config: Config, pieces: &[&[u8]]) -> Vec<u8> {
     for piece in pieces {
         let mut actions = session.feed(piece);
         let mut replies = sent(&actions);
-        assert!(replies.len() <= max_reply_octets(piece.len()), "{} octets for {} of input", replies.len(), piece.len());
+        assert!(
+            replies.len() <= max_reply_octets(piece.len()),
+            "{} octets for {} of input",
+            replies.len(),
+            piece.len()
+        );
         output.extend_from_slice(&replies);
         while actions.last() == Some(&Action::MessageEnd) {
             // `complete` processes at most what the feed that ended the
