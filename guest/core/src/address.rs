@@ -13,6 +13,7 @@
 //! section 4.1.3 refers to). General address literals with other tags are
 //! refused: no other tag is registered.
 
+use crate::limits::{MAX_DOMAIN, MAX_LABEL, MAX_PATH};
 use crate::prelude::*;
 use core::net::Ipv6Addr;
 
@@ -64,8 +65,24 @@ impl ForwardPath {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BadPath;
 
+/// Why a path was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PathError {
+    /// Not RFC 5321 section 4.1.2 grammar: `501 5.1.7` / `501 5.1.3`.
+    Syntax,
+    /// Well-formed, but longer than [`MAX_PATH`] octets: `501 Path too
+    /// long` (RFC 5321 section 4.5.3.1.10).
+    TooLong,
+}
+
+impl From<BadPath> for PathError {
+    fn from(_: BadPath) -> PathError {
+        PathError::Syntax
+    }
+}
+
 /// Parses `<...>` at the start of `text`; returns the path and what follows.
-pub(crate) fn reverse_path(text: &str) -> Result<(ReversePath, &str), BadPath> {
+pub(crate) fn reverse_path(text: &str) -> Result<(ReversePath, &str), PathError> {
     if let Some(rest) = text.strip_prefix("<>") {
         return Ok((ReversePath::Null, rest));
     }
@@ -75,7 +92,7 @@ pub(crate) fn reverse_path(text: &str) -> Result<(ReversePath, &str), BadPath> {
 
 /// Parses `<...>` at the start of `text`; returns the path and what follows.
 /// The null path is not a forward-path.
-pub(crate) fn forward_path(text: &str) -> Result<(ForwardPath, &str), BadPath> {
+pub(crate) fn forward_path(text: &str) -> Result<(ForwardPath, &str), PathError> {
     const POSTMASTER: &str = "<postmaster>";
     if let Some(head) = text.get(..POSTMASTER.len())
         && head.eq_ignore_ascii_case(POSTMASTER)
@@ -87,8 +104,9 @@ pub(crate) fn forward_path(text: &str) -> Result<(ForwardPath, &str), BadPath> {
     Ok((ForwardPath::Mailbox(mailbox), rest))
 }
 
-/// `Path = "<" [ A-d-l ":" ] Mailbox ">"`
-fn path(text: &str) -> Result<(Mailbox, &str), BadPath> {
+/// `Path = "<" [ A-d-l ":" ] Mailbox ">"`, at most [`MAX_PATH`] octets
+/// from `<` to `>` (RFC 5321 section 4.5.3.1.3).
+fn path(text: &str) -> Result<(Mailbox, &str), PathError> {
     let mut cursor = Cursor { bytes: text.as_bytes(), at: 0 };
     cursor.expect(b'<')?;
     if cursor.peek() == Some(b'@') {
@@ -108,6 +126,9 @@ fn path(text: &str) -> Result<(Mailbox, &str), BadPath> {
     cursor.domain_or_literal()?;
     let end = cursor.at;
     cursor.expect(b'>')?;
+    if cursor.at > MAX_PATH {
+        return Err(PathError::TooLong);
+    }
     // The cursor only stops on ASCII bytes, so these are char boundaries.
     Ok((Mailbox(text[start..end].to_string()), &text[cursor.at..]))
 }
@@ -201,14 +222,14 @@ impl Cursor<'_> {
                 return Err(BadPath);
             }
             self.take_while(|b| is_let_dig(b) || b == b'-');
-            if self.bytes[self.at - 1] == b'-' || self.at - label > 63 {
+            if self.bytes[self.at - 1] == b'-' || self.at - label > MAX_LABEL {
                 return Err(BadPath);
             }
             if !self.eat(b'.') {
                 break;
             }
         }
-        if self.at - start > 255 {
+        if self.at - start > MAX_DOMAIN {
             return Err(BadPath);
         }
         Ok(())
@@ -249,7 +270,7 @@ mod tests {
         match reverse_path(text) {
             Ok((ReversePath::Mailbox(m), rest)) => Some((m.as_str().to_string(), rest)),
             Ok((ReversePath::Null, _)) => Some((String::new(), "")),
-            Err(BadPath) => None,
+            Err(_) => None,
         }
     }
 
@@ -318,10 +339,36 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_at_most_256_octets_with_brackets() {
+        // A 64-octet local-part and a domain that brings the path to 256.
+        let domain = |len: usize| {
+            let labels: Vec<String> = (0..(len - 1) / 50).map(|_| "d".repeat(49)).collect();
+            let head = labels.join(".");
+            let rest = len - head.len() - 1;
+            format!("{head}.{}", "e".repeat(rest))
+        };
+        let local = "l".repeat(64);
+        let max = format!("<{local}@{}>", domain(256 - 64 - 3));
+        assert_eq!(max.len(), 256);
+        assert!(forward_path(&max).is_ok());
+        assert!(reverse_path(&max).is_ok());
+        let over = format!("<{local}@{}>", domain(257 - 64 - 3));
+        assert_eq!(forward_path(&over), Err(PathError::TooLong));
+        assert_eq!(reverse_path(&over), Err(PathError::TooLong));
+        // The source route is part of the path.
+        let routed = format!("<@{}:x@example.org>", domain(250));
+        assert_eq!(routed.len(), 267);
+        assert_eq!(forward_path(&routed), Err(PathError::TooLong));
+        // A local-part over RFC 5321's 64 octets is accepted (section
+        // 4.5.3.1: impose no limit where none is needed).
+        assert!(forward_path(&format!("<{}@example.org>", "v".repeat(100))).is_ok());
+    }
+
+    #[test]
     fn postmaster_only_as_forward_path() {
         assert_eq!(forward_path("<PostMaster>"), Ok((ForwardPath::Postmaster("PostMaster".to_string()), "")));
-        assert_eq!(reverse_path("<postmaster>"), Err(BadPath));
-        assert_eq!(forward_path("<>"), Err(BadPath));
+        assert_eq!(reverse_path("<postmaster>"), Err(PathError::Syntax));
+        assert_eq!(forward_path("<>"), Err(PathError::Syntax));
         let (path, _) = forward_path("<postmaster@example.org>").unwrap();
         assert_eq!(path.as_str(), "postmaster@example.org");
     }

@@ -11,11 +11,18 @@
 //!   size limit), so the command stream stays in step with a pipelining
 //!   client; the reply comes after the chunk.
 //! - A chunk that would take the message past the size limit fails the
-//!   whole transaction: the message is aborted (`MessageAbort`, nothing
-//!   stored), the chunk is discarded, the reply is 552 5.3.4 and the session
+//!   whole transaction: the chunk is discarded, the message is aborted
+//!   (`MessageAbort`, nothing stored), the reply is 552 5.3.4 and the session
 //!   is back to "greeted": the client must start again with MAIL. Chunks it
 //!   pipelined after the failed one get 503 (need MAIL) and are discarded.
-//! - A BDAT whose size does not parse gets 501 and is treated as a command
+//! - A size is any string of digits: one too large for a `u64` saturates
+//!   at `u64::MAX`, is refused as too large (552 5.3.4, like any chunk over
+//!   the limit) and its chunk is skipped, which in practice lasts until the
+//!   client gives up or times out. That is the price of the rule above: the
+//!   chunk's bytes are never read as commands.
+//! - A chunk that fails a message already begun aborts it when the chunk is
+//!   over (the client is sending content until then), just before the 552.
+//! - A BDAT whose size is not digits gets 501 and is treated as a command
 //!   line only: its length is unknown, so nothing can be skipped. The same
 //!   holds for BDAT while CHUNKING is disabled (502): a client that uses an
 //!   extension that was not advertised gets the command reading it asked for.

@@ -11,7 +11,8 @@
 //! accepted (RFC 5321 section 4.1.1.2 asks servers to be liberal where no
 //! ambiguity follows).
 
-use crate::address::{self, ForwardPath, ReversePath};
+use crate::address::{self, ForwardPath, PathError, ReversePath};
+use crate::limits;
 use crate::reply::Reply;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,20 +94,22 @@ fn hello(args: &str, syntax: Reply) -> Result<&str, Reply> {
 /// `MAIL FROM:Reverse-path [SP Mail-parameters]`
 fn mail(args: &str) -> Result<Command<'_>, Reply> {
     let path = strip_keyword(args, "FROM:").ok_or(Reply::SYNTAX_MAIL)?;
-    let (path, params) = address::reverse_path(path)
-        .ok()
-        .filter(|(_, params)| params.is_empty() || params.starts_with(' '))
-        .ok_or(Reply::BAD_SENDER)?;
+    let (path, params) = match address::reverse_path(path) {
+        Ok((path, params)) if params.is_empty() || params.starts_with(' ') => (path, params),
+        Err(PathError::TooLong) => return Err(Reply::SENDER_PATH_TOO_LONG),
+        _ => return Err(Reply::BAD_SENDER),
+    };
     Ok(Command::Mail { path, params })
 }
 
 /// `RCPT TO:Forward-path [SP Rcpt-parameters]`
 fn rcpt(args: &str) -> Result<Command<'_>, Reply> {
     let path = strip_keyword(args, "TO:").ok_or(Reply::SYNTAX_RCPT)?;
-    let (path, params) = address::forward_path(path)
-        .ok()
-        .filter(|(_, params)| params.is_empty() || params.starts_with(' '))
-        .ok_or(Reply::BAD_RECIPIENT)?;
+    let (path, params) = match address::forward_path(path) {
+        Ok((path, params)) if params.is_empty() || params.starts_with(' ') => (path, params),
+        Err(PathError::TooLong) => return Err(Reply::RECIPIENT_PATH_TOO_LONG),
+        _ => return Err(Reply::BAD_RECIPIENT),
+    };
     Ok(Command::Rcpt { path, params })
 }
 
@@ -118,14 +121,13 @@ fn strip_keyword<'a>(args: &'a str, keyword: &str) -> Option<&'a str> {
         .filter(|path| !path.is_empty())
 }
 
-/// `BDAT SP chunk-size [SP end-marker]` (RFC 3030 section 2).
+/// `BDAT SP chunk-size [SP end-marker]` (RFC 3030 section 2). A size too
+/// large for a `u64` saturates at `u64::MAX`: it is still a size (the
+/// session refuses it as too large and skips the chunk, so the chunk's
+/// bytes are never read as commands), not a syntax error.
 fn bdat(args: &str) -> Result<Command<'_>, Reply> {
     let mut words = args.split(' ').filter(|w| !w.is_empty());
-    let size = words
-        .next()
-        .filter(|w| w.len() <= 20 && w.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|w| w.parse::<u64>().ok())
-        .ok_or(Reply::SYNTAX_BDAT)?;
+    let size = words.next().and_then(limits::decimal).ok_or(Reply::SYNTAX_BDAT)?;
     let last = match words.next() {
         None => false,
         Some(word) if word.eq_ignore_ascii_case("LAST") => true,
@@ -140,6 +142,7 @@ fn bdat(args: &str) -> Result<Command<'_>, Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prelude::*;
 
     fn code(line: &str) -> u16 {
         parse(line.as_bytes()).unwrap_err().code
@@ -200,13 +203,16 @@ mod tests {
             ("BDAT -1", 501),
             ("BDAT 10 FIRST", 501),
             ("BDAT 10 LAST x", 501),
-            ("BDAT 999999999999999999999", 501),
             ("NOOP\r", 500),
             ("NO\0OP", 500),
         ] {
             assert_eq!(code(line), expected, "{line:?}");
         }
         assert_eq!(parse(b"NOOP \xff"), Err(Reply::INVALID_CHARACTER));
+        let long = format!("<{}@example.org>", "a".repeat(257 - 14));
+        assert_eq!(long.len(), 257);
+        assert_eq!(parse(format!("MAIL FROM:{long}").as_bytes()), Err(Reply::SENDER_PATH_TOO_LONG));
+        assert_eq!(parse(format!("RCPT TO:{long}").as_bytes()), Err(Reply::RECIPIENT_PATH_TOO_LONG));
     }
 
     #[test]
@@ -214,5 +220,6 @@ mod tests {
         assert_eq!(parse(b"BDAT 0 LAST"), Ok(Command::Bdat { size: 0, last: true }));
         assert_eq!(parse(b"bdat 42 last"), Ok(Command::Bdat { size: 42, last: true }));
         assert_eq!(parse(b"BDAT 42"), Ok(Command::Bdat { size: 42, last: false }));
+        assert_eq!(parse(b"BDAT 99999999999999999999999 LAST"), Ok(Command::Bdat { size: u64::MAX, last: true }));
     }
 }

@@ -22,7 +22,8 @@
 //!
 //! # Other failures
 //!
-//! A text line longer than the configured limit (octets including CRLF) and
+//! A text line longer than the configured limit (octets including CRLF, not
+//! counting a dot duplicated for transparency: RFC 5321 section 4.5.3.1.6) and
 //! content larger than the size limit fail the message the same way (552
 //! after its end). The first failure in stream order wins; after it the
 //! decoder only looks for the end, so a failed message costs no memory.
@@ -100,7 +101,8 @@ pub struct DotDecoder {
 }
 
 impl DotDecoder {
-    /// `max_line_length` counts CR LF (RFC 5321 section 4.5.3.1.6);
+    /// `max_line_length` counts CR LF but not a stuffing dot (RFC 5321
+    /// section 4.5.3.1.6);
     /// `max_size` counts content after dot-unstuffing.
     pub fn new(max_line_length: u32, max_size: u64) -> DotDecoder {
         DotDecoder {
@@ -136,7 +138,11 @@ impl DotDecoder {
                         // Dropped: a stuffing dot, or the terminator's.
                         self.flush(&input[run..i], out);
                         run = i + 1;
-                        self.line_len = 1;
+                        // RFC 5321 section 4.5.3.1.6 counts a text line "not
+                        // counting the leading dot duplicated for
+                        // transparency": the dropped dot is not an octet of
+                        // the line.
+                        self.line_len = 0;
                         self.state = State::Dot;
                         i += 1;
                     } else {
@@ -383,8 +389,13 @@ mod tests {
         long.extend_from_slice(b"\r\n.\r\n");
         let (out, end, fault) = whole(&long);
         assert_eq!((out.len(), end, fault), (0, Some(1004), Some(Fault::LineTooLong)));
-        // A stuffed dot counts on the wire.
+        // The dot duplicated for transparency does not count (RFC 5321
+        // section 4.5.3.1.6): 1001 octets on the wire are a 1000-octet line.
         let mut dotted = vec![b'.'; 999];
+        dotted.extend_from_slice(b"\r\n.\r\n");
+        let (out, _, fault) = whole(&dotted);
+        assert_eq!((out.len(), fault), (1000, None));
+        let mut dotted = vec![b'.'; 1000];
         dotted.extend_from_slice(b"\r\n.\r\n");
         assert_eq!(whole(&dotted).2, Some(Fault::LineTooLong));
     }

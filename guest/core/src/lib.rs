@@ -6,7 +6,8 @@
 //! sockets: the same code runs natively (tests, fuzzing, benchmarks) and
 //! inside the WebAssembly component that the smtpcell host sandboxes.
 //!
-//! Modules, one concept each: `line` (command line framing), `command`
+//! Modules, one concept each: `limits` (every length and count limit, with
+//! the RFC clause it implements), `line` (command line framing), `command`
 //! (grammar), `address` (paths), `params` (MAIL/RCPT parameters), `dot`
 //! (DATA decoding), `bdat` (chunks), `ehlo` (what we advertise), `reply`
 //! (every reply text), `phase` (session states), `session` (transitions),
@@ -35,6 +36,7 @@ mod envelope;
 #[doc(hidden)]
 pub mod fuzzing;
 mod info;
+mod limits;
 mod line;
 mod outbox;
 mod params;
@@ -47,4 +49,7 @@ pub use action::{Action, Verdict};
 pub use config::{Config, Extensions, PeerInfo};
 pub use envelope::{BodyType, DsnReturn, Envelope, Recipient};
 pub use info::{Info, info};
+pub use limits::{
+    MAX_PROTOCOL_ERRORS, MAX_REPLY_OCTETS_PER_CALL_FIXED, MAX_REPLY_OCTETS_PER_INPUT_OCTET, max_reply_octets,
+};
 pub use session::Session;

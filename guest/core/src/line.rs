@@ -1,10 +1,14 @@
 //! Command line framing with a hard memory bound.
 //!
 //! RFC 5321 section 4.5.3.1.4 caps a command line at 512 octets including
-//! CR LF. The reader never holds more than 511 bytes: as soon as a line is
-//! known to be longer it reports [`LineEvent::TooLong`] (answered at once
-//! with 500 5.5.6) and then discards everything up to the next LF, so a
-//! client that never sends a line break costs nothing more.
+//! CR LF, raised for MAIL and RCPT by the enabled extensions (see
+//! `limits.rs`). The reader is built with the longest line any verb may
+//! have and never holds more than that minus one octet (at most
+//! [`LONGEST_COMMAND_LINE`] - 1 = 1047 bytes): as soon as a line is known
+//! to be longer it reports [`LineEvent::TooLong`] (answered at once with
+//! 500 5.5.6) and then discards everything up to the next LF, so a client
+//! that never sends a line break costs nothing more. The session checks a
+//! whole line against its own verb's limit.
 //!
 //! A line ends at LF. CR LF is the only correct ending; a line ending in a
 //! bare LF is reported as [`LineEvent::BareLf`] and refused without being
@@ -14,8 +18,8 @@
 
 use crate::prelude::*;
 
-/// The longest command line, CR LF included (RFC 5321 section 4.5.3.1.4).
-pub(crate) const MAX_COMMAND_LINE: usize = 512;
+#[cfg(doc)]
+use crate::limits::LONGEST_COMMAND_LINE;
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum LineEvent {
@@ -23,19 +27,26 @@ pub(crate) enum LineEvent {
     Line(Vec<u8>),
     /// A line ended by LF alone.
     BareLf,
-    /// The current line is longer than [`MAX_COMMAND_LINE`].
+    /// The current line is longer than the reader's limit.
     TooLong,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct LineReader {
-    /// The start of an unfinished line (at most `MAX_COMMAND_LINE - 1` bytes).
+    /// The start of an unfinished line (at most `max - 1` bytes).
     partial: Vec<u8>,
     /// Skipping the rest of a line already reported as too long.
     discarding: bool,
+    /// The longest line, CR LF included.
+    max: usize,
 }
 
 impl LineReader {
+    /// A reader of lines of at most `max` octets, CR LF included.
+    pub fn new(max: usize) -> LineReader {
+        LineReader { partial: Vec::new(), discarding: false, max }
+    }
+
     /// Consumes input up to and including the first LF, or all of it.
     /// Returns the number of bytes consumed and the event, if one happened.
     pub fn read(&mut self, input: &[u8]) -> (usize, Option<LineEvent>) {
@@ -45,7 +56,7 @@ impl LineReader {
                 if core::mem::take(&mut self.discarding) {
                     return (consumed, None);
                 }
-                if self.partial.len() + consumed > MAX_COMMAND_LINE {
+                if self.partial.len() + consumed > self.max {
                     self.partial.clear();
                     return (consumed, Some(LineEvent::TooLong));
                 }
@@ -58,7 +69,7 @@ impl LineReader {
                 }
             }
             None if self.discarding => (input.len(), None),
-            None if self.partial.len() + input.len() >= MAX_COMMAND_LINE => {
+            None if self.partial.len() + input.len() >= self.max => {
                 self.partial.clear();
                 self.discarding = true;
                 (input.len(), Some(LineEvent::TooLong))
@@ -87,8 +98,10 @@ impl LineReader {
 mod tests {
     use super::*;
 
+    const MAX_COMMAND_LINE: usize = crate::limits::COMMAND_LINE;
+
     fn events(pieces: &[&[u8]]) -> Vec<LineEvent> {
-        let mut reader = LineReader::default();
+        let mut reader = LineReader::new(MAX_COMMAND_LINE);
         let mut out = Vec::new();
         for piece in pieces {
             let mut rest = *piece;
@@ -131,7 +144,7 @@ mod tests {
 
     #[test]
     fn endless_line_is_reported_once_and_not_kept() {
-        let mut reader = LineReader::default();
+        let mut reader = LineReader::new(MAX_COMMAND_LINE);
         assert_eq!(reader.read(&[b'a'; 600]), (600, Some(LineEvent::TooLong)));
         for _ in 0..100 {
             assert_eq!(reader.read(&[b'a'; 1000]), (1000, None));

@@ -9,14 +9,25 @@ use crate::reply::{self, Reply};
 pub(crate) struct Outbox {
     actions: Vec<Action>,
     enhanced_codes: bool,
+    /// Protocol errors of the session so far, this call's replies included.
+    errors: u32,
 }
 
 impl Outbox {
-    pub fn new(enhanced_codes: bool) -> Outbox {
-        Outbox { actions: Vec::new(), enhanced_codes }
+    /// `errors`: the protocol errors the session counted before this call.
+    pub fn new(enhanced_codes: bool, errors: u32) -> Outbox {
+        Outbox { actions: Vec::new(), enhanced_codes, errors }
+    }
+
+    /// Protocol errors so far (see `Reply::is_protocol_error`).
+    pub fn errors(&self) -> u32 {
+        self.errors
     }
 
     pub fn reply(&mut self, reply: &Reply) {
+        if reply.is_protocol_error() {
+            self.errors += 1;
+        }
         let enhanced_codes = self.enhanced_codes;
         reply.write_to(self.send_buffer(), enhanced_codes);
     }
@@ -70,7 +81,7 @@ mod tests {
 
     #[test]
     fn coalesces_replies_and_data() {
-        let mut out = Outbox::new(true);
+        let mut out = Outbox::new(true, 0);
         out.reply(&Reply::OK);
         out.reply(&Reply::BYE);
         out.data(b"ab".to_vec());
@@ -91,7 +102,7 @@ mod tests {
 
     #[test]
     fn abort_drops_this_calls_content() {
-        let mut out = Outbox::new(false);
+        let mut out = Outbox::new(false, 0);
         out.data(b"x".to_vec());
         out.abort_message();
         out.reply(&Reply::OK);

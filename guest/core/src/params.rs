@@ -17,13 +17,9 @@
 
 use crate::config::Extensions;
 use crate::envelope::{BodyType, DsnReturn};
+use crate::limits::{self, MAX_ENVID, MAX_ORCPT};
 use crate::prelude::*;
 use crate::reply::Reply;
-
-/// RFC 3461 section 4.4: ENVID is at most 100 characters.
-const MAX_ENVID: usize = 100;
-/// RFC 3461 section 4.2: ORCPT is at most 500 characters.
-const MAX_ORCPT: usize = 500;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct MailParams {
@@ -41,16 +37,16 @@ pub(crate) struct RcptParams {
 }
 
 /// Parses what follows the reverse-path. `max_size` is the configured limit:
-/// a larger SIZE= is refused here, before any content is sent (RFC 1870).
+/// a larger SIZE= is refused here, before any content is sent (RFC 1870
+/// section 6.1: 552 5.3.4). A SIZE value of digits is a number however
+/// long: too large to represent means too large to accept, never a syntax
+/// error (see `limits::decimal`).
 pub(crate) fn mail(text: &str, ext: &Extensions, max_size: u64) -> Result<MailParams, Reply> {
     let mut params = MailParams::default();
     for (keyword, value) in split(text)? {
         match keyword.to_ascii_uppercase().as_str() {
             "SIZE" if ext.size => {
-                let size = value
-                    .filter(|v| (1..=20).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or(Reply::BAD_PARAMETER)?;
+                let size = value.and_then(limits::decimal).ok_or(Reply::BAD_PARAMETER)?;
                 set(&mut params.size, size)?;
                 if size > max_size {
                     return Err(Reply::SIZE_EXCEEDED);
@@ -216,7 +212,10 @@ mod tests {
             (" SIZE=", 501),
             (" SIZE=x", 501),
             (" SIZE=-1", 501),
-            (" SIZE=99999999999999999999999", 501),
+            (" SIZE=99999999999999999999999", 552),
+            (" SIZE=18446744073709551616", 552),
+            (" SIZE=+1", 501),
+            (" SIZE=1.5", 501),
             (" SIZE=5001", 552),
             (" SIZE=1 SIZE=2", 501),
             (" BODY=9BIT", 501),

@@ -56,7 +56,9 @@ pub(crate) enum Phase {
     /// Inside a BDAT chunk.
     ReadingChunk { chunking: Chunking, reader: ChunkReader, size: u64, last: bool },
     /// Discarding the chunk of a refused BDAT; then `reply`, then `then`.
-    SkippingChunk { reader: ChunkReader, reply: Reply, then: Box<Phase> },
+    /// `abort`: the chunk failed a message already begun, which is aborted
+    /// once the chunk is over (the client is still sending its content).
+    SkippingChunk { reader: ChunkReader, reply: Reply, then: Box<Phase>, abort: bool },
     /// `MessageEnd` was emitted: input is stashed until `complete`.
     AwaitVerdict(Hello),
     /// STARTTLS accepted: nothing more is read until `tls_started`.
@@ -67,11 +69,14 @@ pub(crate) enum Phase {
 
 impl Phase {
     /// A message has begun (`MessageBegin` sent) and was neither ended nor
-    /// aborted: leaving the phase needs a `MessageAbort`.
+    /// aborted: leaving the phase needs a `MessageAbort`. A message that
+    /// failed stays open until the client's content is over (the end of
+    /// DATA, the end of the failed chunk), so that the host's view of
+    /// "the client is sending content" matches the client's.
     pub fn message_open(&self) -> bool {
         match self {
-            Phase::ReadingData { decoder, .. } => decoder.fault().is_none(),
-            Phase::ExpectChunk(_) | Phase::ReadingChunk { .. } => true,
+            Phase::ReadingData { .. } | Phase::ExpectChunk(_) | Phase::ReadingChunk { .. } => true,
+            Phase::SkippingChunk { abort, .. } => *abort,
             _ => false,
         }
     }

@@ -59,6 +59,11 @@ impl Reply {
     pub const NO_PARAMETERS: Reply = reply(501, "5.5.4", "Syntax: no parameters allowed");
     pub const BAD_SENDER: Reply = reply(501, "5.1.7", "Bad sender address syntax");
     pub const BAD_RECIPIENT: Reply = reply(501, "5.1.3", "Bad recipient address syntax");
+    /// RFC 5321 section 4.5.3.1.10 names `501 Path too long`; the enhanced
+    /// code is the one for a bad address of that side (RFC 3463 X.1.7
+    /// sender, X.1.3 recipient), as for any other unusable path.
+    pub const SENDER_PATH_TOO_LONG: Reply = reply(501, "5.1.7", "Path too long");
+    pub const RECIPIENT_PATH_TOO_LONG: Reply = reply(501, "5.1.3", "Path too long");
     pub const NON_ASCII_ADDRESS: Reply = reply(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");
     pub const BAD_PARAMETER: Reply = reply(501, "5.5.4", "Bad parameter syntax");
     pub const DUPLICATE_PARAMETER: Reply = reply(501, "5.5.4", "Duplicate parameter");
@@ -134,6 +139,21 @@ impl Reply {
 
     pub fn shutting_down(hostname: &str) -> Reply {
         reply(421, "4.3.2", "").with_text(format!("{hostname} Service shutting down"))
+    }
+
+    /// After `limits::MAX_PROTOCOL_ERRORS` errors (RFC 5321 section 3.8:
+    /// 421 names the server; RFC 3463 X.7.0: other security or policy
+    /// status).
+    pub fn too_many_errors(hostname: &str) -> Reply {
+        reply(421, "4.7.0", "").with_text(format!("{hostname} Too many errors, closing connection"))
+    }
+
+    /// A reply the client earned by getting its command wrong (RFC 5321
+    /// section 4.2.2: 500-504 syntax and sequence errors; 555 unrecognised
+    /// MAIL/RCPT parameters, section 4.1.1.11): what
+    /// `limits::MAX_PROTOCOL_ERRORS` counts.
+    pub fn is_protocol_error(&self) -> bool {
+        matches!(self.code, 500..=504 | 555)
     }
 
     /// Appends the reply in wire form, with or without its enhanced code.

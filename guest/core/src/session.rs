@@ -11,17 +11,37 @@
 //! # Memory bound
 //!
 //! Whatever the client sends, a session holds at most:
-//! - 511 bytes of an unfinished command line (`line.rs`);
+//! - 1047 bytes of an unfinished command line (`line.rs`: the longest
+//!   command line, RCPT with DSN parameters, minus one octet);
 //! - the stash: input that arrived after `MessageEnd` in the same `feed`
 //!   call, so at most one call's input (the host must not feed while a
 //!   verdict is pending; `complete` only ever re-stashes a suffix of it);
 //! - `max_recipients` recipients, each from one command line of at most
-//!   512 bytes, plus one envelope of the same size;
+//!   1048 bytes, plus one envelope from a line of at most 680 bytes;
 //! - a few integers of DATA/BDAT state: content is never buffered, it
 //!   leaves as `MessageData` in the call that delivered it.
 //!
-//! The actions of one call are at most a small multiple of its input
-//! (every command line yields at most one reply; EHLO's is the longest).
+//! # Reply bound
+//!
+//! The `Send` bytes of one call total at most
+//! [`MAX_REPLY_OCTETS_PER_INPUT_OCTET`] (64) times the octets of input the
+//! call processes plus [`MAX_REPLY_OCTETS_PER_CALL_FIXED`] (4096): for
+//! `feed` its input, for `complete` the input kept behind the message
+//! (never more than the input of the `feed` that returned `MessageEnd`),
+//! for the other calls none. Every command line, DATA end or BDAT chunk
+//! gets exactly one reply (RFC 2920: in order, none skipped); see
+//! `limits.rs` for why the figures hold. A client that keeps getting its
+//! commands wrong is closed after [`MAX_PROTOCOL_ERRORS`] errors.
+//!
+//! # Failed messages
+//!
+//! `MessageAbort` comes when the client's content is over, not when the
+//! message fails: with the failure reply at the real end of DATA, after
+//! the failed BDAT chunk has been skipped. Between `MessageBegin` and
+//! `MessageEnd`/`MessageAbort` the client is sending content, which is
+//! the span the host applies its data timeout to. No `MessageData` follows
+//! a failure. RSET, QUIT, HELO/EHLO, `timeout` and `shutdown` (and the
+//! error limit) abort an open message at once.
 
 use crate::prelude::*;
 use core::mem;
@@ -34,6 +54,9 @@ use crate::config::{Config, PeerInfo};
 use crate::dot::{Decoded, DotDecoder};
 use crate::ehlo;
 use crate::envelope::{BodyType, Envelope, Recipient};
+use crate::limits::{self, MAX_HOSTNAME, MAX_PROTOCOL_ERRORS};
+#[cfg(doc)]
+use crate::limits::{MAX_REPLY_OCTETS_PER_CALL_FIXED, MAX_REPLY_OCTETS_PER_INPUT_OCTET};
 use crate::line::{LineEvent, LineReader};
 use crate::outbox::Outbox;
 use crate::params;
@@ -53,6 +76,8 @@ pub struct Session {
     lines: LineReader,
     /// Input received after `MessageEnd`, processed by `complete`.
     stash: Vec<u8>,
+    /// Protocol errors so far (see [`MAX_PROTOCOL_ERRORS`]).
+    errors: u32,
 }
 
 impl Session {
@@ -61,15 +86,18 @@ impl Session {
     /// it, and the host writes it into trace headers itself.
     ///
     /// The configuration is made safe rather than trusted: a hostname is
-    /// reduced to visible ASCII (it is written into replies), and the line
-    /// limit is raised to RFC 5321's 1000 octets if set lower.
+    /// reduced to visible ASCII and cut to 255 octets (it is written into
+    /// replies, whose length must stay bounded), and the line limit is
+    /// raised to RFC 5321's 1000 octets if set lower.
     pub fn new(mut config: Config, _peer: PeerInfo) -> Session {
         config.hostname.retain(|c| c.is_ascii_graphic());
+        config.hostname.truncate(MAX_HOSTNAME);
         if config.hostname.is_empty() {
             config.hostname = "localhost".to_string();
         }
         config.max_line_length = config.max_line_length.max(Config::MIN_LINE_LENGTH);
-        Session { config, tls: false, phase: Phase::ExpectHello, lines: LineReader::default(), stash: Vec::new() }
+        let lines = LineReader::new(limits::longest_command_line(&config.extensions));
+        Session { config, tls: false, phase: Phase::ExpectHello, lines, stash: Vec::new(), errors: 0 }
     }
 
     /// `220 <hostname> ESMTP smtpcell`, without enhanced code (RFC 2034).
@@ -138,7 +166,7 @@ impl Session {
     }
 
     fn outbox(&self) -> Outbox {
-        Outbox::new(self.config.extensions.enhancedstatuscodes)
+        Outbox::new(self.config.extensions.enhancedstatuscodes, self.errors)
     }
 
     fn close_with(&mut self, reply: &Reply) -> Vec<Action> {
@@ -160,8 +188,14 @@ impl Session {
         self.lines.clear();
     }
 
-    /// Runs input through whichever reader the phase calls for.
-    fn process(&mut self, mut input: &[u8], out: &mut Outbox) {
+    /// Runs input through whichever reader the phase calls for, then closes
+    /// the session if the client has made too many errors.
+    fn process(&mut self, input: &[u8], out: &mut Outbox) {
+        self.read(input, out);
+        self.errors = out.errors();
+    }
+
+    fn read(&mut self, mut input: &[u8], out: &mut Outbox) {
         while !input.is_empty() {
             let consumed = match &mut self.phase {
                 // STARTTLS: plaintext pipelined behind it is dropped, never
@@ -185,6 +219,11 @@ impl Session {
                 }
             };
             input = &input[consumed..];
+            if out.errors() >= MAX_PROTOCOL_ERRORS && !matches!(self.phase, Phase::Closed) {
+                let reply = Reply::too_many_errors(&self.config.hostname);
+                self.close(&reply, out);
+                return;
+            }
         }
     }
 
@@ -198,15 +237,14 @@ impl Session {
         let mut content = Vec::with_capacity(if failed_before { 0 } else { input.len() + 1 });
         let decoded = decoder.decode(input, &mut content);
         out.data(content);
-        if !failed_before && decoder.fault().is_some() {
-            out.abort_message();
-        }
         match decoded {
             Decoded::Partial => input.len(),
             Decoded::End(consumed) => {
                 if let Phase::ReadingData { hello, decoder } = mem::replace(&mut self.phase, Phase::Closed) {
                     self.phase = match decoder.fault() {
                         Some(fault) => {
+                            // The client's content is over only now.
+                            out.abort_message();
                             out.reply(&fault.reply());
                             Phase::ExpectMail(hello)
                         }
@@ -245,7 +283,10 @@ impl Session {
                         Phase::ExpectChunk(chunking)
                     }
                 }
-                Phase::SkippingChunk { reply, then, .. } => {
+                Phase::SkippingChunk { reply, then, abort, .. } => {
+                    if abort {
+                        out.abort_message();
+                    }
                     out.reply(&reply);
                     *then
                 }
@@ -259,6 +300,9 @@ impl Session {
         match event {
             LineEvent::TooLong => out.reply(&Reply::LINE_TOO_LONG),
             LineEvent::BareLf => out.reply(&Reply::BARE_LF_IN_COMMAND),
+            LineEvent::Line(line) if line.len() + 2 > limits::command_line(&line, &self.config.extensions) => {
+                out.reply(&Reply::LINE_TOO_LONG)
+            }
             LineEvent::Line(line) => match command::parse(&line) {
                 Ok(command) => self.execute(command, out),
                 Err(reply) => out.reply(&reply),
@@ -410,26 +454,26 @@ impl Session {
     /// BDAT (RFC 3030). See `bdat.rs` for what happens when it fails.
     fn bdat(&mut self, size: u64, last: bool, out: &mut Outbox) {
         let max = self.config.max_message_size;
-        let skip = |reply: Reply, then: Phase| Phase::SkippingChunk {
+        let skip = |reply: Reply, then: Phase, abort: bool| Phase::SkippingChunk {
             reader: ChunkReader::new(size),
             reply,
             then: Box::new(then),
+            abort,
         };
         let read = |chunking: Chunking| Phase::ReadingChunk { chunking, reader: ChunkReader::new(size), size, last };
         self.phase = match mem::replace(&mut self.phase, Phase::Closed) {
             Phase::ExpectContent(Transaction { hello, .. }) if size > max => {
-                skip(Reply::SIZE_EXCEEDED, Phase::ExpectMail(hello))
+                skip(Reply::SIZE_EXCEEDED, Phase::ExpectMail(hello), false)
             }
             Phase::ExpectContent(Transaction { hello, envelope }) => {
                 out.push(Action::MessageBegin(envelope));
                 read(Chunking { hello, received: 0 })
             }
             Phase::ExpectChunk(chunking) if size > max - chunking.received => {
-                out.abort_message();
-                skip(Reply::SIZE_EXCEEDED, Phase::ExpectMail(chunking.hello))
+                skip(Reply::SIZE_EXCEEDED, Phase::ExpectMail(chunking.hello), true)
             }
             Phase::ExpectChunk(chunking) => read(chunking),
-            other => skip(Self::out_of_sequence(&other), other),
+            other => skip(Self::out_of_sequence(&other), other, false),
         };
         self.read_chunk(&[], out);
     }

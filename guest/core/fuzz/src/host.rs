@@ -3,9 +3,10 @@
 //! `StartTls` completed at once) and panics on any broken contract rule:
 //! replies that are not well-formed, content outside a message, a message
 //! begun without recipients or without a 354 or a BDAT command, envelope
-//! text that could break a trace header, actions after `Close`.
+//! text that could break a trace header, actions after `Close`, replies
+//! beyond the contract's bound (`smtp_core::max_reply_octets`).
 
-use smtp_core::{Action, BodyType, Config, Envelope, PeerInfo, Session, Verdict};
+use smtp_core::{Action, BodyType, Config, Envelope, PeerInfo, Session, Verdict, max_reply_octets};
 
 use crate::reference;
 use crate::replies::{self, Rules};
@@ -83,6 +84,7 @@ pub fn run(setup: &Setup, pieces: &[&[u8]]) -> (Observed, Timeline) {
         session: Session::new(setup.config.clone(), PeerInfo { ip: "192.0.2.1".into(), port: 40000 }),
         at: 0,
         ended: 0,
+        input: 0,
         observed: Observed::default(),
         timeline: Timeline::default(),
     };
@@ -93,6 +95,7 @@ pub fn run(setup: &Setup, pieces: &[&[u8]]) -> (Observed, Timeline) {
             break;
         }
         host.at += piece.len();
+        host.input = piece.len();
         let actions = host.session.feed(piece);
         host.execute(actions);
         if setup.spurious_calls {
@@ -101,6 +104,7 @@ pub fn run(setup: &Setup, pieces: &[&[u8]]) -> (Observed, Timeline) {
         }
     }
     host.at = usize::MAX;
+    host.input = 0;
     if !host.observed.closed {
         let actions = match setup.end {
             End::Silence => Vec::new(),
@@ -123,6 +127,9 @@ struct Host<'a> {
     at: usize,
     /// Messages ended so far (indexes the verdicts).
     ended: usize,
+    /// Input of the current call: what its replies are bounded by (a
+    /// `complete` is charged with the `feed` that ended the message).
+    input: usize,
     observed: Observed,
     timeline: Timeline,
 }
@@ -131,6 +138,8 @@ impl Host<'_> {
     fn execute(&mut self, actions: Vec<Action>) {
         let mut queue = actions;
         while !queue.is_empty() {
+            let sent: usize = queue.iter().map(|a| if let Action::Send(bytes) = a { bytes.len() } else { 0 }).sum();
+            assert!(sent <= max_reply_octets(self.input), "{sent} octets of replies for {} of input", self.input);
             let mut follow_up = Vec::new();
             let count = queue.len();
             let mut after_354 = false;
@@ -312,16 +321,18 @@ fn check_data(setup: &Setup, content: &[u8], message: &Message, begun: usize, ti
         }
         (Some(len), Some(fault)) => {
             assert_eq!(message.fate, Fate::Aborted, "the reference found {fault:?}");
+            assert_eq!(timeline.finished[i], Some(begun + len), "a failed message aborted before its end");
             let reply = smtp_core::fuzzing::fault_reply(fault);
             let sent = sent_at(begun + len).unwrap_or_else(|| panic!("no reply at the end of a failed message"));
             let expected_reply = if config.extensions.enhancedstatuscodes { &reply[..] } else { &reply[..4] };
             assert!(sent.starts_with(expected_reply), "{fault:?} answered with {sent:?}");
         }
-        (None, fault) => {
+        (None, _) => {
+            // Without an end the client is still sending content: the
+            // message stays open, failed or not, until the input runs out
+            // (a timeout or shutdown then aborts it).
             assert_ne!(message.fate, Fate::Ended, "ended where the reference found no end");
-            if fault.is_some() {
-                assert_eq!(message.fate, Fate::Aborted, "the reference found {fault:?}");
-            } else if message.fate == Fate::Aborted {
+            if message.fate == Fate::Aborted {
                 assert_eq!(timeline.finished[i], Some(usize::MAX), "aborted before the input ran out");
             }
             let replied = timeline.sends.iter().any(|(at, _)| *at > begun && *at != usize::MAX);

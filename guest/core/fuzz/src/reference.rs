@@ -55,13 +55,12 @@ struct Reader {
 
 impl Reader {
     /// One line without its CR LF, so every CR or LF in it is bare. The
-    /// stuffing dot counts against the line limit (it is on the wire) but
-    /// is not content.
+    /// stuffing dot is neither content nor part of the line (RFC 5321
+    /// section 4.5.3.1.6: "not counting the leading dot duplicated for
+    /// transparency").
     fn line(&mut self, line: &[u8]) {
-        let (mut line_len, text) = match line.split_first() {
-            Some((b'.', text)) => (1, text),
-            _ => (0, line),
-        };
+        let text = line.strip_prefix(b".").unwrap_or(line);
+        let mut line_len = 0;
         for &byte in text {
             match byte {
                 b'\r' | b'\n' => self.fail(Fault::BareLineEnding),
@@ -105,6 +104,8 @@ mod tests {
         assert_eq!(decode(b"a\n.\r\n", 1000, 100).fault, Some(Fault::BareLineEnding));
         assert_eq!(decode(b"abc\r\n.\r\n", 1000, 4).fault, Some(Fault::TooBig));
         assert_eq!(decode(b"abc\r\n.\r\n", 4, 100).fault, Some(Fault::LineTooLong));
+        assert_eq!(decode(b"..bc\r\n.\r\n", 5, 100).fault, None);
+        assert_eq!(decode(b"..bcd\r\n.\r\n", 5, 100).fault, Some(Fault::LineTooLong));
         assert_eq!(decode(b"ab\r", 1000, 100).content, b"ab");
     }
 }

@@ -1,0 +1,182 @@
+//! Every length and count limit of the protocol, each measured the way the
+//! RFC that sets it counts, in one place.
+//!
+//! # Command lines
+//!
+//! RFC 5321 section 4.5.3.1.4 caps a command line at 512 octets including
+//! the verb and CR LF, and adds that "the maximum length of a command line
+//! may be increased by extensions" (RFC 1869 section 4.1.2 likewise). The
+//! service extensions that define MAIL and RCPT parameters each say how much
+//! they add; only an enabled (advertised) extension raises the limit, and
+//! only for the command that takes its parameters. Every other command keeps
+//! 512. Where an RFC gives no figure, the allowance is the longest text its
+//! parameters can take, space included.
+
+use crate::config::Extensions;
+
+/// The longest command line, CR LF included (RFC 5321 section 4.5.3.1.4).
+pub(crate) const COMMAND_LINE: usize = 512;
+
+/// RFC 1870 section 3 item (5): SIZE adds 26 characters to MAIL
+/// (` SIZE=` and at most 20 digits).
+pub(crate) const SIZE_ALLOWANCE: usize = 26;
+/// RFC 6152 section 2 (BODY=8BITMIME) and RFC 3030 section 3
+/// (BODY=BINARYMIME): BODY adds 16 characters to MAIL
+/// (` BODY=BINARYMIME`, the longest value).
+pub(crate) const BODY_ALLOWANCE: usize = 16;
+/// RFC 6531 section 3.1 item 5: SMTPUTF8 adds 10 characters to MAIL.
+pub(crate) const SMTPUTF8_ALLOWANCE: usize = 10;
+/// RFC 3461 section 4 (RET, section 4.3; ENVID, section 4.4, whose value
+/// is at most 100 characters): ` RET=HDRS` (9) and ` ENVID=` with 100
+/// characters (107) on MAIL.
+pub(crate) const DSN_MAIL_ALLOWANCE: usize = 9 + 7 + MAX_ENVID;
+/// RFC 3461 section 4 (NOTIFY, section 4.1; ORCPT, section 4.2, whose value
+/// is at most 500 characters): ` NOTIFY=SUCCESS,FAILURE,DELAY` (29) and
+/// ` ORCPT=` with 500 characters (507) on RCPT.
+pub(crate) const DSN_RCPT_ALLOWANCE: usize = 29 + 7 + MAX_ORCPT;
+
+/// The longest command line any configuration accepts: RCPT with DSN. The
+/// line reader never holds more than this minus one octet.
+#[cfg(any(test, doc))]
+pub(crate) const LONGEST_COMMAND_LINE: usize = COMMAND_LINE + DSN_RCPT_ALLOWANCE;
+
+/// RFC 3461 section 4.4: an ENVID value is at most 100 characters.
+pub(crate) const MAX_ENVID: usize = 100;
+/// RFC 3461 section 4.2: an ORCPT value is at most 500 characters.
+pub(crate) const MAX_ORCPT: usize = 500;
+
+/// RFC 5321 section 4.5.3.1.3: a reverse-path or forward-path is at most
+/// 256 octets "including the punctuation and element separators", that is
+/// from `<` to `>` inclusive, source route included. Longer paths get
+/// `501 Path too long`, the reply section 4.5.3.1.10 names.
+///
+/// The 64-octet local-part of section 4.5.3.1.1 is deliberately not
+/// enforced: section 4.5.3.1 asks servers to impose no limits where they
+/// can, and VERP and SRS senders routinely exceed 64; the path limit still
+/// bounds the local-part.
+pub(crate) const MAX_PATH: usize = 256;
+/// RFC 5321 section 4.5.3.1.2 and RFC 1035 section 2.3.4: a domain is at
+/// most 255 octets, a label at most 63.
+pub(crate) const MAX_DOMAIN: usize = 255;
+pub(crate) const MAX_LABEL: usize = 63;
+
+/// The hostname written into replies is cut to a domain's length (RFC 1035
+/// section 2.3.4, RFC 5321 section 4.5.3.1.2), so that every reply, and so
+/// the reply bound, has a known maximum whatever the host configures.
+pub(crate) const MAX_HOSTNAME: usize = MAX_DOMAIN;
+
+/// Protocol errors a session tolerates: after the 20th reply in 500-504
+/// or 555 (a command the client got wrong: unknown, malformed, out of
+/// sequence, not implemented, bad parameter, line too long) the session
+/// answers `421 4.7.0 <hostname> Too many errors, closing connection` and
+/// closes, aborting an open message first. Postfix's
+/// `smtpd_hard_error_limit` has the same default; RFC 5321 section 3.8
+/// lets a server close with 421 when it must.
+pub const MAX_PROTOCOL_ERRORS: u32 = 20;
+
+/// The contract's bound on replies, per octet of input: the `Send` bytes
+/// of one call total at most
+/// `MAX_REPLY_OCTETS_PER_INPUT_OCTET * input + MAX_REPLY_OCTETS_PER_CALL_FIXED`,
+/// where `input` is what the call processes (`feed`: its input;
+/// `complete`: the input kept behind the message, never more than the
+/// input of the `feed` call that returned `MessageEnd`; the other calls: 0).
+///
+/// Why it holds: every reply answers input that ended in this call (a
+/// command line, the end of DATA, the end of a BDAT chunk), and none is
+/// longer than 64 octets per octet of the shortest input that triggers it:
+/// a bare LF (1 octet) gets 54 octets, `EHLO a` CR LF (8 octets, 512
+/// allowed) gets the EHLO reply, at most 424 octets with every extension
+/// and a 255-octet hostname. What is not paid for by its own octets within
+/// the call fits in the fixed part: one reply whose input began in an
+/// earlier call, the final reply `complete` writes for a verdict, the
+/// greeting, a 421, each at most a few hundred octets.
+pub const MAX_REPLY_OCTETS_PER_INPUT_OCTET: usize = 64;
+/// The fixed part of the reply bound (see
+/// [`MAX_REPLY_OCTETS_PER_INPUT_OCTET`]), in octets; also the whole bound
+/// of the calls that take no input (`greeting`, `timeout`, `shutdown`,
+/// `tls_started`).
+pub const MAX_REPLY_OCTETS_PER_CALL_FIXED: usize = 4096;
+
+/// The most `Send` octets one call may return after processing `input`
+/// octets (see [`MAX_REPLY_OCTETS_PER_INPUT_OCTET`]).
+pub const fn max_reply_octets(input: usize) -> usize {
+    input.saturating_mul(MAX_REPLY_OCTETS_PER_INPUT_OCTET).saturating_add(MAX_REPLY_OCTETS_PER_CALL_FIXED)
+}
+
+/// The longest a line may be (octets with CR LF), given its verb and the
+/// enabled extensions. `line` is the command line without CR LF.
+pub(crate) fn command_line(line: &[u8], ext: &Extensions) -> usize {
+    let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
+    let on = |enabled: bool, allowance: usize| if enabled { allowance } else { 0 };
+    COMMAND_LINE
+        + if verb.eq_ignore_ascii_case(b"MAIL") {
+            on(ext.size, SIZE_ALLOWANCE)
+                + on(ext.eightbitmime || (ext.binarymime && ext.chunking), BODY_ALLOWANCE)
+                + on(ext.smtputf8, SMTPUTF8_ALLOWANCE)
+                + on(ext.dsn, DSN_MAIL_ALLOWANCE)
+        } else if verb.eq_ignore_ascii_case(b"RCPT") {
+            on(ext.dsn, DSN_RCPT_ALLOWANCE)
+        } else {
+            0
+        }
+}
+
+/// The most the line reader must hold for these extensions: the longest
+/// line any verb may have.
+pub(crate) fn longest_command_line(ext: &Extensions) -> usize {
+    command_line(b"MAIL", ext).max(command_line(b"RCPT", ext))
+}
+
+/// Parses `1*DIGIT` (RFC 1870 `size-value`, RFC 3030 `chunk-size`),
+/// saturating at `u64::MAX`: a well-formed number too large for any limit
+/// is "too large" (552), not "bad syntax" (501). RFC 1870 allows at most 20
+/// digits, but a longer string of digits can only denote a larger number,
+/// so it is answered for what it says. `None` when it is not digits.
+pub(crate) fn decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.bytes().fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0'))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONE: Extensions = Extensions {
+        pipelining: false,
+        size: false,
+        eightbitmime: false,
+        enhancedstatuscodes: false,
+        smtputf8: false,
+        chunking: false,
+        binarymime: false,
+        dsn: false,
+        help: false,
+        starttls: false,
+    };
+
+    #[test]
+    fn only_enabled_extensions_raise_only_their_commands() {
+        let all = Extensions::DEFAULT;
+        assert_eq!(command_line(b"MAIL FROM:<a@b>", &all), 512 + 26 + 16 + 10 + 116);
+        assert_eq!(command_line(b"rcpt TO:<a@b>", &all), 512 + 536);
+        assert_eq!(command_line(b"NOOP", &all), 512);
+        assert_eq!(command_line(b"MAILFROM:<a@b>", &all), 512);
+        assert_eq!(command_line(b"MAIL FROM:<a@b>", &NONE), 512);
+        assert_eq!(command_line(b"RCPT TO:<a@b>", &Extensions { dsn: false, ..all }), 512);
+        assert_eq!(longest_command_line(&all), LONGEST_COMMAND_LINE);
+        assert_eq!(longest_command_line(&NONE), COMMAND_LINE);
+    }
+
+    #[test]
+    fn decimals_saturate() {
+        assert_eq!(decimal("0"), Some(0));
+        assert_eq!(decimal("00042"), Some(42));
+        assert_eq!(decimal("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(decimal("99999999999999999999999"), Some(u64::MAX));
+        for bad in ["", "-1", "+1", "1e3", " 1", "0x10", "１"] {
+            assert_eq!(decimal(bad), None, "{bad}");
+        }
+    }
+}
