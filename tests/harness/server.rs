@@ -68,11 +68,6 @@ impl TestServer {
         delivered(&self.maildir)
     }
 
-    /// Connections being served now (each holds a lease on its version).
-    pub fn live_connections(&self) -> usize {
-        self.registry.status().iter().map(|v| v.connections).sum()
-    }
-
     /// What the server logged so far at info level and above (the builder's
     /// `capture_log` must have been called).
     pub fn log(&self) -> String {
