@@ -86,6 +86,8 @@ struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1000..))]
     max_line_length: u32,
     /// Most concurrent connections; more are answered 421 and closed.
+    /// Lowered at start-up, with a warning, to what the open-file limit
+    /// (raised to its hard limit first) and vm.max_map_count allow.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     max_connections: usize,
     /// Most concurrent connections from one IP address.

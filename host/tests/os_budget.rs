@@ -104,3 +104,46 @@ fn under_a_small_limit_the_server_lowers_its_connection_limit_and_every_client_g
     assert_eq!(server.delivered().len(), accepted);
     assert!(start.elapsed() < Duration::from_secs(60), "clients took {:?}", start.elapsed());
 }
+
+#[test]
+fn the_server_refuses_to_start_when_hardly_any_connection_fits() {
+    let dir = TempDir::new("nofile64");
+    let output = std::process::Command::new("prlimit")
+        .args(["--nofile=64:64", "--", BIN, "serve", "--listen", "127.0.0.1:0", "--maildir"])
+        .arg(dir.path().join("mail"))
+        .arg("--control")
+        .arg(dir.path().join("control.sock"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(text.contains("only 0 connections fit in 64 open files") && text.contains("LimitNOFILE="), "{text}");
+}
+
+#[test]
+fn out_of_descriptors_the_waiting_clients_hear_421_instead_of_hanging() {
+    let dir = TempDir::new("emfile");
+    let server = serve(dir.path(), &[]);
+    // Past the start-up budget: leave the running server 3 spare descriptors.
+    let pid = server.child.id();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let limit = format!("--nofile={}:{}", open + 3, open + 3);
+    let status = std::process::Command::new("prlimit").args(["--pid", &pid.to_string(), &limit]).status().unwrap();
+    assert!(status.success());
+    let addr = server.addr;
+    let mark = server.log.mark();
+    let replies = concurrently(20, move |barrier| {
+        let mut c = Client::connect(addr);
+        c.reader.get_ref().set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let first = c.reply();
+        // Served clients keep their descriptors until everyone has a reply.
+        barrier.wait();
+        first
+    });
+    let turned_away = replies.iter().filter(|r| r.starts_with("421 4.3.2 cli.test ")).count();
+    let greeted = replies.iter().filter(|r| r.starts_with("220 ")).count();
+    assert_eq!(turned_away + greeted, 20, "{replies:?}");
+    assert!(turned_away >= 1, "{replies:?}");
+    let warned = server.log.wait_for(mark, &["accept failed: backing off"], Duration::from_secs(5));
+    assert!(field(&warned, "failures").parse::<u64>().unwrap() >= 1, "{warned}");
+}
