@@ -3,10 +3,12 @@
 //!
 //! Every wait on the client is bounded: reads by the timeout of the SMTP
 //! phase ([`read_timeout`]), writes by [`ServerConfig::write_timeout`]. The
-//! replies waiting for a client are bounded too: a call's output is written
-//! before more input is read (RFC 2920 section 3.1 lets a server stop
-//! reading from a client that does not read its replies), so at most one
-//! call's output is held, which the guard caps at 64 × 64 KiB + 4 KiB.
+//! replies waiting for a client are bounded too: output is written before
+//! more input is read (RFC 2920 section 3.1 lets a server stop reading from
+//! a client that does not read its replies), so what is held is one `feed`
+//! call's output, which the guard caps at 64 × 64 KiB + 4 KiB, plus that of
+//! the `complete` following it when the read ended a message (no more
+//! again): at most 2 × (64 × 64 KiB + 4 KiB), about 8 MiB.
 
 use std::io;
 use std::net::SocketAddr;
