@@ -3,12 +3,11 @@
 //!
 //! Every wait on the client is bounded: reads by the timeout of the SMTP
 //! phase ([`read_timeout`]), writes by [`ServerConfig::write_timeout`]. The
-//! replies waiting for a client are bounded too: output is written before
-//! more input is read (RFC 2920 section 3.1 lets a server stop reading from
-//! a client that does not read its replies), so what is held is one `feed`
-//! call's output, which the guard caps at 64 × 64 KiB + 4 KiB, plus that of
-//! the `complete` following it when the read ended a message (no more
-//! again): at most 2 × (64 × 64 KiB + 4 KiB), about 8 MiB.
+//! replies waiting for a client are bounded too: each call's output is
+//! written before the next call, the next read or the storage commit (RFC
+//! 2920 section 3.1 lets a server stop reading from a client that does not
+//! read its replies), so what is held is one call's output, which the guard
+//! caps at 64 × 64 KiB + 4 KiB.
 
 use std::io;
 use std::net::SocketAddr;
@@ -127,21 +126,20 @@ async fn drive(
                 Action::StartTls => unreachable!("the guard refuses start-tls"),
             }
         }
+        // Written before anything waits (storage, the client): the replies
+        // held for a client are never more than one call's output.
+        if !out.is_empty() {
+            send(stream, &out, &ctx.config).await?;
+            out.clear();
+        }
         actions = match step {
             Step::Commit => {
                 let verdict = commit(pending.take(), ctx.config.data_end_timeout).await;
                 call = Call::Complete;
                 guest.complete(&verdict).await?
             }
-            Step::Close => {
-                send(stream, &out, &ctx.config).await?;
-                return Ok(());
-            }
+            Step::Close => return Ok(()),
             Step::Read => {
-                if !out.is_empty() {
-                    send(stream, &out, &ctx.config).await?;
-                    out.clear();
-                }
                 call = Call::NoInput;
                 if *shutdown.borrow() && !guard.in_message() {
                     guest.shutdown().await?

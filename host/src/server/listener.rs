@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -41,8 +41,7 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(config: ServerConfig, registry: Arc<Registry>, spool: Arc<dyn Spool>) -> Result<Server> {
-        let listener =
-            TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+        let listener = listen(&config).with_context(|| format!("listening on {}", config.listen))?;
         let spare = Spare::open().context("opening /dev/null as the spare file descriptor")?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let guest_config = config.guest_config();
@@ -121,6 +120,20 @@ impl Server {
         info!("stopped");
         Ok(())
     }
+}
+
+/// Binds the listening socket with a listen queue as long as the connection
+/// limit, and at least 1,024 (clients past the limit also queue, to be told
+/// 421). The default (128, from std and mio) overflows when a burst of
+/// clients arrives faster than the accept loop takes them, and with SYN
+/// cookies an overflowing client believes it is connected and waits for a
+/// greeting that never comes. The kernel caps the length at
+/// net.core.somaxconn.
+fn listen(config: &ServerConfig) -> io::Result<TcpListener> {
+    let socket = if config.listen.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(config.listen)?;
+    socket.listen(u32::try_from(config.max_connections).unwrap_or(u32::MAX).max(1024))
 }
 
 /// Past the connection limit no guest instance is created; this is the
