@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use smtpcell::runtime::{CompileCache, Registry, Runtime, SandboxLimits};
-use smtpcell::server::{FileStamp, Reloader, Server, ServerConfig, control};
+use smtpcell::server::{FileStamp, Reloader, Server, ServerConfig, budget, control};
 use smtpcell::spool::Maildir;
 use tracing::info;
 
@@ -86,6 +86,8 @@ struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1000..))]
     max_line_length: u32,
     /// Most concurrent connections; more are answered 421 and closed.
+    /// Lowered at start-up, with a warning, to what the open-file limit
+    /// (raised to its hard limit first) and vm.max_map_count allow.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     max_connections: usize,
     /// Most concurrent connections from one IP address.
@@ -158,13 +160,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let stop = shutdown_signal()?;
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
+    // Before the engine: its instance pool is sized from the result.
+    let max_connections = budget::connections(args.max_connections)?;
     let config = ServerConfig {
         listen: args.listen,
         hostname: args.hostname.clone(),
         max_message_size: args.max_message_size,
         max_recipients: args.max_recipients,
         max_line_length: args.max_line_length,
-        max_connections: args.max_connections,
+        max_connections,
         max_connections_per_ip: args.max_connections_per_ip,
         command_timeout: Duration::from_secs(args.command_timeout),
         data_timeout: Duration::from_secs(args.data_timeout),
@@ -175,7 +179,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_memory: args.guest_memory_mib << 20,
         call_budget: Duration::from_millis(args.guest_call_budget_ms),
         // Room for every connection plus the instances a reload validates with.
-        max_instances: u32::try_from(args.max_connections + 16).context("--max-connections is too large")?,
+        max_instances: u32::try_from(max_connections + 16).context("--max-connections is too large")?,
         ..SandboxLimits::default()
     };
     let cache = match (args.no_cache, args.cache_dir.or_else(CompileCache::default_dir)) {

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod driver;
+pub mod log;
 pub mod server;
 pub mod transcript;
 

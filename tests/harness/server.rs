@@ -15,11 +15,14 @@ use smtpcell::spool::{Maildir, Spool};
 use tokio::sync::oneshot;
 
 use crate::driver::embedded_component;
+use crate::log::CapturedLog;
 
 pub struct TestServer {
     pub addr: SocketAddr,
     pub maildir: PathBuf,
     pub registry: Arc<Registry>,
+    /// The server's log, when the builder asked for it.
+    log: Option<CapturedLog>,
     /// Keeps the temporary directory alive as long as the server.
     _dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -41,6 +44,7 @@ impl TestServer {
             },
             maildir: None,
             component: None,
+            log: None,
         }
     }
 
@@ -64,6 +68,12 @@ impl TestServer {
         delivered(&self.maildir)
     }
 
+    /// What the server logged so far at info level and above (the builder's
+    /// `capture_log` must have been called).
+    pub fn log(&self) -> String {
+        self.log.as_ref().expect("started with capture_log()").text()
+    }
+
     /// Files left in tmp/.
     pub fn leftovers(&self) -> Vec<PathBuf> {
         list(&self.maildir.join("tmp"))
@@ -80,9 +90,16 @@ pub struct TestServerBuilder {
     pub config: ServerConfig,
     maildir: Option<PathBuf>,
     component: Option<Arc<LoadedComponent>>,
+    log: Option<CapturedLog>,
 }
 
 impl TestServerBuilder {
+    /// Capture the server's log for [`TestServer::log`].
+    pub fn capture_log(mut self) -> Self {
+        self.log = Some(CapturedLog::default());
+        self
+    }
+
     pub fn config(mut self, f: impl FnOnce(&mut ServerConfig)) -> Self {
         f(&mut self.config);
         self
@@ -118,8 +135,15 @@ impl TestServerBuilder {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let config = self.config;
         let server_registry = registry.clone();
+        let dispatch = self.log.as_ref().map(CapturedLog::dispatch);
         let thread = std::thread::spawn(move || -> Result<()> {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(dispatch) = dispatch.clone() {
+                // Each worker thread logs into the capture for its lifetime.
+                builder.on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&dispatch)));
+            }
+            let rt = builder.worker_threads(2).enable_all().build()?;
+            let _guard = dispatch.as_ref().map(tracing::dispatcher::set_default);
             rt.block_on(async move {
                 let server = match Server::bind(config, server_registry, spool).await {
                     Ok(server) => server,
@@ -141,7 +165,7 @@ impl TestServerBuilder {
             .context("server thread ended before binding")?
             .map_err(anyhow::Error::msg)
             .context("binding the test server")?;
-        Ok(TestServer { addr, maildir, registry, _dir: dir, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(TestServer { addr, maildir, registry, log: self.log, _dir: dir, stop: Some(stop_tx), thread: Some(thread) })
     }
 }
 

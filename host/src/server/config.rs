@@ -32,6 +32,15 @@ pub struct ServerConfig {
 impl ServerConfig {
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:2525";
 
+    /// How long a write to a client may take before the connection is ended
+    /// ("client did not read its replies"). RFC 5321 bounds only the
+    /// client's side; the command timeout is used, as Postfix's
+    /// smtpd_timeout bounds a server's reads and writes alike: a client
+    /// that has not taken a few KiB of replies in 5 minutes is not reading.
+    pub fn write_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
     /// The policy handed to each guest session.
     pub fn guest_config(&self) -> GuestConfig {
         GuestConfig {

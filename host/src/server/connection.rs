@@ -1,5 +1,13 @@
 //! Drives one client connection: bytes from the socket go into the guest in
 //! one call per read, and the guest's actions are executed in order.
+//!
+//! Every wait on the client is bounded: reads by the timeout of the SMTP
+//! phase ([`read_timeout`]), writes by [`ServerConfig::write_timeout`]. The
+//! replies waiting for a client are bounded too: each call's output is
+//! written before the next call, the next read or the storage commit (RFC
+//! 2920 section 3.1 lets a server stop reading from a client that does not
+//! read its replies), so what is held is one call's output, which the guard
+//! caps at 64 × 64 KiB + 4 KiB.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,7 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::guard::ActionGuard;
+use super::config::ServerConfig;
+use super::guard::{ActionGuard, Call};
 use super::listener::ServerContext;
 use crate::runtime::{
     Action, BodyType, DsnReturn, Envelope, GuestFault, GuestSession, LoadedComponent, PeerInfo, Verdict,
@@ -26,6 +35,8 @@ const READ_SIZE: usize = 64 << 10;
 enum ConnError {
     Guest(GuestFault),
     Client(io::Error),
+    /// A write did not finish within the write timeout.
+    Stalled,
 }
 
 impl From<GuestFault> for ConnError {
@@ -69,9 +80,12 @@ pub async fn serve_connection(ctx: Arc<ServerContext>, mut stream: TcpStream, pe
                 // The one reply the host writes itself: the guest that would
                 // have written it is gone.
                 let reply = format!("421 4.3.0 {} Service unavailable, closing connection\r\n", ctx.config.hostname);
-                let _ = stream.write_all(reply.as_bytes()).await;
+                if let Err(ConnError::Stalled) = send(&mut stream, reply.as_bytes(), &ctx.config).await {
+                    info!("client did not read its replies");
+                }
             }
             Err(ConnError::Client(err)) => debug!(%err, "client connection ended"),
+            Err(ConnError::Stalled) => info!("client did not read its replies"),
         }
         // Dropping the stream closes it, which sends the FIN; a separate
         // shutdown(2) first would add a system call per connection.
@@ -97,8 +111,9 @@ async fn drive(
     // connections, and pages touched that an idle connection never needs).
     let mut buf = Vec::with_capacity(READ_SIZE);
     let mut actions = guest.greeting().await?;
+    let mut call = Call::NoInput;
     loop {
-        guard.check(&actions)?;
+        guard.check(call, &actions)?;
         let mut step = Step::Read;
         for action in actions {
             match action {
@@ -111,38 +126,41 @@ async fn drive(
                 Action::StartTls => unreachable!("the guard refuses start-tls"),
             }
         }
+        // Written before anything waits (storage, the client): the replies
+        // held for a client are never more than one call's output.
+        if !out.is_empty() {
+            send(stream, &out, &ctx.config).await?;
+            out.clear();
+        }
         actions = match step {
             Step::Commit => {
                 let verdict = commit(pending.take(), ctx.config.data_end_timeout).await;
+                call = Call::Complete;
                 guest.complete(&verdict).await?
             }
-            Step::Close => {
-                stream.write_all(&out).await?;
-                return Ok(());
-            }
+            Step::Close => return Ok(()),
             Step::Read => {
-                if !out.is_empty() {
-                    stream.write_all(&out).await?;
-                    out.clear();
-                }
+                call = Call::NoInput;
                 if *shutdown.borrow() && !guard.in_message() {
                     guest.shutdown().await?
                 } else {
-                    let wait = if guard.in_message() { ctx.config.data_timeout } else { ctx.config.command_timeout };
                     buf.clear();
                     tokio::select! {
-                        read = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => match read {
+                        read = tokio::time::timeout(read_timeout(&ctx.config, &guard), stream.read_buf(&mut buf)) => match read {
                             Err(_elapsed) => {
                                 info!("client timed out");
                                 guest.timeout().await?
                             }
                             Ok(Ok(0)) => {
-                                if pending.is_some() {
+                                if guard.in_message() {
                                     info!("client disconnected in the middle of a message; nothing stored");
                                 }
                                 return Ok(());
                             }
-                            Ok(Ok(n)) => guest.feed(&buf[..n]).await?,
+                            Ok(Ok(n)) => {
+                                call = Call::Feed(n);
+                                guest.feed(&buf[..n]).await?
+                            }
                             Ok(Err(err)) => return Err(err.into()),
                         },
                         _ = shutdown.changed(), if !guard.in_message() => guest.shutdown().await?,
@@ -150,6 +168,26 @@ async fn drive(
                 }
             }
         };
+    }
+}
+
+/// How long the host waits for the client's next input, by SMTP phase (RFC
+/// 5321 section 4.5.3.2): the data timeout while the client is sending
+/// message content, the command timeout otherwise. The phase is the guard's
+/// `in_message`: wit/session.wit has the client sending content from
+/// `message-begin` until `message-end` or `message-abort`, and emits
+/// `message-abort` only once that content is over. This is the one place
+/// the host decides it.
+fn read_timeout(config: &ServerConfig, guard: &ActionGuard) -> Duration {
+    if guard.in_message() { config.data_timeout } else { config.command_timeout }
+}
+
+/// Writes replies to the client within [`ServerConfig::write_timeout`]; a
+/// client that does not take them by then is [`ConnError::Stalled`].
+async fn send(stream: &mut TcpStream, bytes: &[u8], config: &ServerConfig) -> Result<(), ConnError> {
+    match tokio::time::timeout(config.write_timeout(), stream.write_all(bytes)).await {
+        Ok(written) => Ok(written?),
+        Err(_elapsed) => Err(ConnError::Stalled),
     }
 }
 

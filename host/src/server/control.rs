@@ -7,12 +7,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::{debug, warn};
 
+use super::backoff::Backoff;
 use super::reload::Reloader;
 use crate::runtime::Registry;
 
@@ -34,16 +36,24 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
-/// Answers control requests until the task is dropped.
+/// Answers control requests until the task is dropped. Accept failures
+/// (out of file descriptors) back off instead of spinning.
 pub async fn serve(listener: UnixListener, reloader: Arc<Reloader>, registry: Arc<Registry>) {
+    let mut backoff = Backoff::default();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(err) => {
-                warn!(%err, "control socket accept failed");
+                let failed = backoff.failed(Instant::now());
+                if let Some(failures) = failed.warn {
+                    let delay_ms = failed.delay.as_millis() as u64;
+                    warn!(%err, failures, delay_ms, "control socket accept failed: backing off");
+                }
+                tokio::time::sleep(failed.delay).await;
                 continue;
             }
         };
+        backoff.succeeded();
         let (reloader, registry) = (reloader.clone(), registry.clone());
         tokio::spawn(async move {
             if let Err(err) = answer(stream, &reloader, &registry).await {

@@ -1,15 +1,57 @@
 //! The host never trusts what a guest returns: every action is checked
 //! against the contract before it touches the socket or the disk. A
 //! violation is a guest fault, handled exactly like a trap.
+//!
+//! Every bound here is one a correct guest cannot reach from any input a
+//! client may legitimately send: a guard limit that a correct guest can
+//! reach turns a client's legitimate traffic into a "guest fault" and a
+//! 421 4.3.0 for nobody's error.
 
 use crate::runtime::{Action, Envelope, GuestFault};
 
-/// Bytes one call may ask the host to send. A reply is a few hundred bytes;
-/// a call answering a 64 KiB read of pipelined commands sends a few KiB.
-const MAX_SEND_PER_CALL: usize = 1 << 20;
-/// Longest string the host accepts in an envelope field (RFC 5321 paths are
-/// at most 256 octets; parameters are shorter).
-const MAX_FIELD: usize = 1024;
+/// Reply octets one call may send per octet of client input it processes
+/// (wit/session.wit, `feed` and `complete`: the contract's reply bound). RFC
+/// 2920 section 3.1 requires one reply per pipelined command, so input that
+/// packs one short command per line (`EHLO a` CRLF: 8 octets) produces many
+/// times its size in replies (about 25 octets of 250 reply per octet of
+/// input with the default extensions); 64 leaves room for longer replies.
+/// The lead switches this to `smtp_core::MAX_REPLY_OCTETS_PER_INPUT_OCTET`.
+pub const MAX_REPLY_OCTETS_PER_INPUT_OCTET: usize = 64;
+
+/// Reply octets every call may send whatever its input (wit/session.wit):
+/// the greeting, a timeout's or a shutdown's 421, the final reply to a
+/// message: each is one reply of at most a few hundred octets.
+/// The lead switches this to `smtp_core::MAX_REPLY_OCTETS_PER_CALL_FIXED`.
+pub const MAX_REPLY_OCTETS_PER_CALL_FIXED: usize = 4096;
+
+/// Longest command line (RFC 5321 section 4.5.3.1.4: 512 octets with CRLF).
+const COMMAND_LINE: usize = 512;
+/// What the ESMTP extensions a correct guest implements add to a MAIL or
+/// RCPT command line: ORCPT 500 (RFC 3461 section 4), ENVID 100 (RFC 3461
+/// section 4), SIZE 26 (RFC 1870 section 6), SMTPUTF8 10 (RFC 6531 section
+/// 3.4). Added up whichever command they apply to, so the bound holds for
+/// every combination.
+const EXTENSION_ALLOWANCES: usize = 500 + 100 + 26 + 10;
+/// Longest string the host accepts in an envelope field, in octets. Each
+/// field (HELO name, reverse-path, forward-path, ENVID, ORCPT, NOTIFY) is a
+/// part of one command line, taken as sent (wit/session.wit), so no field
+/// a correct guest produces is longer than the longest command line it
+/// accepts: 512 + 636 = 1,148 octets.
+const MAX_FIELD: usize = COMMAND_LINE + EXTENSION_ALLOWANCES;
+
+/// The guest call whose actions are checked, with the client input it
+/// processes: the send bound of wit/session.wit is a function of it.
+#[derive(Clone, Copy, Debug)]
+pub enum Call {
+    /// `feed`, with the length of its input in octets.
+    Feed(usize),
+    /// `complete`: it processes the input kept behind the message, which is
+    /// never more than the input of the `feed` call that returned
+    /// `message-end`.
+    Complete,
+    /// Calls without input: greeting, timeout, shutdown, tls-started.
+    NoInput,
+}
 
 /// Tracks the transaction state the actions imply.
 pub struct ActionGuard {
@@ -17,27 +59,47 @@ pub struct ActionGuard {
     size: u64,
     max_size: u64,
     max_recipients: usize,
+    /// Input of the `feed` call whose actions ended with `message-end`: the
+    /// most the following `complete` may process.
+    input_behind_message: usize,
 }
 
 impl ActionGuard {
     pub fn new(max_size: u64, max_recipients: u32) -> Self {
-        ActionGuard { open: false, size: 0, max_size, max_recipients: max_recipients as usize }
+        ActionGuard { open: false, size: 0, max_size, max_recipients: max_recipients as usize, input_behind_message: 0 }
     }
 
+    /// Whether the client is sending message content: from `message-begin`
+    /// to `message-end` or `message-abort` (wit/session.wit emits
+    /// `message-abort` only once the client's content is over).
     pub fn in_message(&self) -> bool {
         self.open
     }
 
+    /// Reply octets `call` may send: 64 per octet of input plus 4,096
+    /// (wit/session.wit, the reply bound on `feed` and `complete`).
+    pub fn send_bound(&self, call: Call) -> usize {
+        let input = match call {
+            Call::Feed(len) => len,
+            Call::Complete => self.input_behind_message,
+            Call::NoInput => 0,
+        };
+        input.saturating_mul(MAX_REPLY_OCTETS_PER_INPUT_OCTET).saturating_add(MAX_REPLY_OCTETS_PER_CALL_FIXED)
+    }
+
     /// Checks one call's whole list before any of it is executed.
-    pub fn check(&mut self, actions: &[Action]) -> Result<(), GuestFault> {
+    pub fn check(&mut self, call: Call, actions: &[Action]) -> Result<(), GuestFault> {
+        let bound = self.send_bound(call);
         let mut sent = 0usize;
         for (i, action) in actions.iter().enumerate() {
             let last = i + 1 == actions.len();
             match action {
                 Action::Send(bytes) => {
                     sent += bytes.len();
-                    if sent > MAX_SEND_PER_CALL {
-                        return violation("more than 1 MiB of replies in one call");
+                    if sent > bound {
+                        return Err(GuestFault::Contract(format!(
+                            "{sent} octets of replies in one call, more than the {bound} its input allows"
+                        )));
                     }
                 }
                 Action::MessageBegin(envelope) => {
@@ -65,6 +127,9 @@ impl ActionGuard {
                         return violation("actions after message-end (they must wait for the verdict)");
                     }
                     self.open = false;
+                    if let Call::Feed(len) = call {
+                        self.input_behind_message = len;
+                    }
                 }
                 Action::MessageAbort => {
                     if !self.open {
@@ -101,11 +166,66 @@ fn check_envelope(e: &Envelope, max_recipients: usize) -> Result<(), GuestFault>
     }
     for field in fields {
         if field.len() > MAX_FIELD || field.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return violation("envelope field with CR, LF, NUL or over 1024 octets");
+            return violation("envelope field with CR, LF, NUL or longer than any command line");
         }
     }
     if e.helo.is_empty() || e.protocol.is_empty() || e.protocol.bytes().any(|b| !b.is_ascii_alphanumeric()) {
         return violation("envelope without HELO name or with a malformed protocol name");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> Envelope {
+        Envelope {
+            helo: "a".into(),
+            reverse_path: String::new(),
+            recipients: vec![crate::runtime::Recipient { address: "r@x".into(), notify: None, orcpt: None }],
+            protocol: "ESMTP".into(),
+            body: crate::runtime::BodyType::SevenBit,
+            smtputf8: false,
+            declared_size: None,
+            dsn_return: None,
+            dsn_envid: None,
+        }
+    }
+
+    fn send(n: usize) -> Vec<Action> {
+        vec![Action::Send(vec![b'x'; n])]
+    }
+
+    #[test]
+    fn replies_scale_with_the_input_of_the_call() {
+        let mut guard = ActionGuard::new(1000, 10);
+        // 6,899 pipelined `EHLO a` (55,192 octets) answered with 250s of
+        // 200 octets each: 1.4 MB, over the old fixed 1 MiB.
+        assert!(guard.check(Call::Feed(55_192), &send(6_899 * 200)).is_ok());
+        assert!(guard.check(Call::Feed(10), &send(64 * 10 + 4096)).is_ok());
+        assert!(guard.check(Call::Feed(10), &send(64 * 10 + 4097)).is_err());
+        assert!(guard.check(Call::NoInput, &send(4096)).is_ok());
+        assert!(guard.check(Call::NoInput, &send(4097)).is_err());
+    }
+
+    #[test]
+    fn complete_may_answer_the_input_behind_the_message() {
+        let mut guard = ActionGuard::new(1000, 10);
+        guard.check(Call::Feed(100), &[Action::MessageBegin(envelope())]).unwrap();
+        guard.check(Call::Feed(5000), &[Action::MessageEnd]).unwrap();
+        assert_eq!(guard.send_bound(Call::Complete), 5000 * 64 + 4096);
+        assert!(guard.check(Call::Complete, &send(5000 * 64 + 4096)).is_ok());
+        assert!(guard.check(Call::Complete, &send(5000 * 64 + 4097)).is_err());
+    }
+
+    #[test]
+    fn fields_as_long_as_an_extended_rcpt_line_allows_are_accepted() {
+        let mut envelope = envelope();
+        // RCPT TO:<r@x> ORCPT=rfc822;… : 512 + 500 octets of line.
+        envelope.recipients[0].orcpt = Some(format!("rfc822;{}", "o".repeat(1000)));
+        assert!(check_envelope(&envelope, 10).is_ok());
+        envelope.recipients[0].orcpt = Some("o".repeat(MAX_FIELD + 1));
+        assert!(check_envelope(&envelope, 10).is_err());
+    }
 }

@@ -2,20 +2,22 @@
 //! connections, and a graceful shutdown.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use super::backoff::Backoff;
 use super::config::ServerConfig;
 use super::connection::serve_connection;
 use super::per_ip::PerIpLimit;
+use super::spare::{Spare, out_of_descriptors};
 use crate::runtime::{GuestConfig, Registry};
 use crate::spool::Spool;
 
@@ -32,18 +34,19 @@ pub struct ServerContext {
 /// A bound, not yet serving, SMTP server.
 pub struct Server {
     listener: TcpListener,
+    spare: Spare,
     context: Arc<ServerContext>,
     shutdown_tx: watch::Sender<bool>,
 }
 
 impl Server {
     pub async fn bind(config: ServerConfig, registry: Arc<Registry>, spool: Arc<dyn Spool>) -> Result<Server> {
-        let listener =
-            TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+        let listener = listen(&config).with_context(|| format!("listening on {}", config.listen))?;
+        let spare = Spare::open().context("opening /dev/null as the spare file descriptor")?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let guest_config = config.guest_config();
         let context = Arc::new(ServerContext { config, guest_config, registry, spool, shutdown });
-        Ok(Server { listener, context, shutdown_tx })
+        Ok(Server { listener, spare, context, shutdown_tx })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -54,9 +57,11 @@ impl Server {
     /// sessions between commands get 421 from their guest; sessions in the
     /// middle of a message may finish it within `shutdown_grace`, after which
     /// they are cut off (their unfinished messages are discarded, never
-    /// half-stored).
+    /// half-stored). The grace period bounds every session, including one
+    /// stuck writing to a client that does not read.
     pub async fn serve(self, stop: impl Future<Output = ()>) -> Result<()> {
-        let Server { listener, context, shutdown_tx } = self;
+        let Server { listener, mut spare, context, shutdown_tx } = self;
+        let mut backoff = Backoff::default();
         let slots = Arc::new(Semaphore::new(context.config.max_connections));
         let per_ip = PerIpLimit::new(context.config.max_connections_per_ip);
         let mut tasks = JoinSet::new();
@@ -69,13 +74,24 @@ impl Server {
                     let (stream, peer) = match accepted {
                         Ok(pair) => pair,
                         Err(err) => {
-                            // Out of file descriptors and the like: back off
-                            // instead of spinning, keep serving the others.
-                            warn!(%err, "accept failed");
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            // Out of file descriptors and the like: the
+                            // waiting clients hear 421, and the loop backs off
+                            // instead of spinning, serving the others.
+                            let turned_away = if out_of_descriptors(&err) {
+                                turn_away(&listener, &mut spare, &context.config.hostname).await
+                            } else {
+                                0
+                            };
+                            let failed = backoff.failed(Instant::now());
+                            if let Some(failures) = failed.warn {
+                                let delay_ms = failed.delay.as_millis() as u64;
+                                warn!(%err, failures, turned_away, delay_ms, "accept failed: backing off");
+                            }
+                            tokio::time::sleep(failed.delay).await;
                             continue;
                         }
                     };
+                    backoff.succeeded();
                     let _ = stream.set_nodelay(true);
                     let slot = per_ip.try_acquire(peer.ip().to_canonical());
                     match (slots.clone().try_acquire_owned(), slot) {
@@ -86,12 +102,8 @@ impl Server {
                                 drop((permit, slot));
                             });
                         }
-                        (Err(_), _) => {
-                            tasks.spawn(refuse(stream, context.config.hostname.clone(), "Too many connections"));
-                        }
-                        (_, None) => {
-                            tasks.spawn(refuse(stream, context.config.hostname.clone(), "Too many connections from your address"));
-                        }
+                        (Err(_), _) => refuse(stream, &context.config.hostname, "Too many connections"),
+                        (_, None) => refuse(stream, &context.config.hostname, "Too many connections from your address"),
                     }
                 }
                 () = &mut stop => break,
@@ -110,12 +122,57 @@ impl Server {
     }
 }
 
+/// Binds the listening socket with a listen queue as long as the connection
+/// limit, and at least 1,024 (clients past the limit also queue, to be told
+/// 421). The default (128, from std and mio) overflows when a burst of
+/// clients arrives faster than the accept loop takes them, and with SYN
+/// cookies an overflowing client believes it is connected and waits for a
+/// greeting that never comes. The kernel caps the length at
+/// net.core.somaxconn.
+fn listen(config: &ServerConfig) -> io::Result<TcpListener> {
+    let socket = if config.listen.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(config.listen)?;
+    socket.listen(u32::try_from(config.max_connections).unwrap_or(u32::MAX).max(1024))
+}
+
 /// Past the connection limit no guest instance is created; this is the
 /// host's second and last piece of protocol text (RFC 5321 section 3.8 lets
 /// a server answer 421 instead of the greeting).
-async fn refuse(mut stream: TcpStream, hostname: String, why: &'static str) {
+fn refuse(stream: TcpStream, hostname: &str, why: &'static str) {
     warn!(why, "connection limit reached: refusing a client");
-    let reply = format!("421 4.7.0 {hostname} {why}, try again later\r\n");
-    let _ = stream.write_all(reply.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    say_and_close(stream, &format!("421 4.7.0 {hostname} {why}, try again later\r\n"));
+}
+
+/// Most clients turned away in one round, so that a flood cannot keep the
+/// accept loop from its back-off.
+const TURN_AWAY_PER_ROUND: usize = 256;
+
+/// Out of file descriptors: frees the spare and uses it to accept each
+/// client already waiting, tell it 421 4.3.2 (RFC 3463: system not accepting
+/// network messages) and close it, one at a time; returns how many. Host
+/// text, like [`refuse`]: no guest instance exists for these clients.
+async fn turn_away(listener: &TcpListener, spare: &mut Spare, hostname: &str) -> usize {
+    let reply = format!("421 4.3.2 {hostname} Service temporarily unavailable, try again later\r\n");
+    let mut turned_away = 0;
+    spare.release();
+    while turned_away < TURN_AWAY_PER_ROUND {
+        // Only clients already in the listen queue: no waiting here.
+        let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::ZERO, listener.accept()).await else { break };
+        say_and_close(stream, &reply);
+        turned_away += 1;
+    }
+    spare.restore();
+    turned_away
+}
+
+/// Writes a one-line reply to a freshly accepted client and closes it,
+/// without waiting: a fresh socket's send buffer always has room for one
+/// line, so a client that does not read cannot hold the accept loop, a
+/// task or a descriptor (an unread reply is simply lost with the socket).
+fn say_and_close(stream: TcpStream, reply: &str) {
+    if let Ok(stream) = stream.into_std() {
+        let _ = (&stream).write(reply.as_bytes());
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
 }

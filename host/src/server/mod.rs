@@ -1,6 +1,8 @@
 //! The network side: accept loop, per-connection driver, action checks,
 //! connection limits, live reload and its control socket.
 
+mod backoff;
+pub mod budget;
 mod config;
 mod connection;
 pub mod control;
@@ -8,6 +10,7 @@ mod guard;
 mod listener;
 mod per_ip;
 mod reload;
+mod spare;
 
 pub use config::ServerConfig;
 pub use listener::{Server, ServerContext};

@@ -115,9 +115,23 @@ pub struct Served {
 
 /// What each server gets under `dir`: mail/, control.sock, cache/.
 pub fn serve(dir: &Path, extra: &[&str]) -> Served {
+    serve_under(&[], dir, extra)
+}
+
+/// [`serve`], with the server started by `wrapper` (a command that execs
+/// the rest of its arguments, such as `prlimit --nofile=256:256 --`).
+pub fn serve_under(wrapper: &[&str], dir: &Path, extra: &[&str]) -> Served {
     let maildir = dir.join("mail");
     let control = dir.join("control.sock");
-    let mut child = Command::new(BIN)
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(BIN);
+            command
+        }
+        None => Command::new(BIN),
+    };
+    let mut child = command
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--hostname", HOSTNAME])
         .arg("--maildir")
