@@ -253,3 +253,21 @@ fn compile_cache_hits_on_the_second_start() {
         list(&dir.path().join("cache")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "cwasm")).collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
 }
+
+#[test]
+fn a_control_client_that_sends_nothing_is_cut_off() {
+    use std::os::unix::net::UnixStream;
+    let dir = TempDir::new("control-idle");
+    let server = serve(dir.path(), &[]);
+    let mut idle = UnixStream::connect(&server.control).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    // EOF, not the 60 s read timeout: the server gave up on the silent client.
+    idle.read_to_end(&mut answer).unwrap();
+    assert!(answer.is_empty(), "{answer:?}");
+    assert!(start.elapsed() < Duration::from_secs(50), "{:?}", start.elapsed());
+    // Meanwhile and after, the socket answers others.
+    let status = server.control("status");
+    assert!(status.status.success(), "{status:?}");
+}

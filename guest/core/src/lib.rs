@@ -50,6 +50,7 @@ pub use config::{Config, Extensions, PeerInfo};
 pub use envelope::{BodyType, DsnReturn, Envelope, Recipient};
 pub use info::{Info, info};
 pub use limits::{
-    MAX_PROTOCOL_ERRORS, MAX_REPLY_OCTETS_PER_CALL_FIXED, MAX_REPLY_OCTETS_PER_INPUT_OCTET, max_reply_octets,
+    LONGEST_COMMAND_LINE, MAX_PROTOCOL_ERRORS, MAX_REPLY_OCTETS_PER_CALL_FIXED, MAX_REPLY_OCTETS_PER_INPUT_OCTET,
+    max_reply_octets,
 };
 pub use session::Session;

@@ -35,10 +35,11 @@ pub(crate) const DSN_MAIL_ALLOWANCE: usize = 9 + 7 + MAX_ENVID;
 /// ` ORCPT=` with 500 characters (507) on RCPT.
 pub(crate) const DSN_RCPT_ALLOWANCE: usize = 29 + 7 + MAX_ORCPT;
 
-/// The longest command line any configuration accepts: RCPT with DSN. The
-/// line reader never holds more than this minus one octet.
-#[cfg(any(test, doc))]
-pub(crate) const LONGEST_COMMAND_LINE: usize = COMMAND_LINE + DSN_RCPT_ALLOWANCE;
+/// The longest command line any configuration accepts, in octets with CR
+/// LF: RCPT with DSN. The line reader never holds more than this minus one
+/// octet, and no envelope string (each is part of one command line) is
+/// longer, which is what a host may check (wit/session.wit, `envelope`).
+pub const LONGEST_COMMAND_LINE: usize = COMMAND_LINE + DSN_RCPT_ALLOWANCE;
 
 /// RFC 3461 section 4.4: an ENVID value is at most 100 characters.
 pub(crate) const MAX_ENVID: usize = 100;

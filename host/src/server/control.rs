@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -20,6 +20,10 @@ use crate::runtime::Registry;
 
 /// Longest command accepted.
 const MAX_COMMAND: u64 = 64;
+/// How long a control client may take to send its command, and to take the
+/// answer: the socket is local and private, but a client that connects and
+/// then stalls must not hold a task forever.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds the control socket. A stale socket file from a crashed server is
 /// replaced; a live one (another server answering) is an error.
@@ -66,7 +70,9 @@ pub async fn serve(listener: UnixListener, reloader: Arc<Reloader>, registry: Ar
 async fn answer(stream: UnixStream, reloader: &Reloader, registry: &Registry) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read).take(MAX_COMMAND).read_line(&mut line).await?;
+    tokio::time::timeout(CLIENT_TIMEOUT, BufReader::new(read).take(MAX_COMMAND).read_line(&mut line))
+        .await
+        .context("no command within the control client timeout")??;
     let reply = match line.trim() {
         "reload" => match reloader.reload("control socket").await {
             Ok(swapped) => format!("ok {swapped}\n"),
@@ -75,8 +81,12 @@ async fn answer(stream: UnixStream, reloader: &Reloader, registry: &Registry) ->
         "status" => status_text(registry),
         other => format!("error unknown command {other:?}; try `reload` or `status`\n"),
     };
-    write.write_all(reply.as_bytes()).await?;
-    write.shutdown().await?;
+    tokio::time::timeout(CLIENT_TIMEOUT, async {
+        write.write_all(reply.as_bytes()).await?;
+        write.shutdown().await
+    })
+    .await
+    .context("the control client did not take the answer in time")??;
     Ok(())
 }
 

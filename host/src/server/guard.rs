@@ -9,35 +9,13 @@
 
 use crate::runtime::{Action, Envelope, GuestFault};
 
-/// Reply octets one call may send per octet of client input it processes
-/// (wit/session.wit, `feed` and `complete`: the contract's reply bound). RFC
-/// 2920 section 3.1 requires one reply per pipelined command, so input that
-/// packs one short command per line (`EHLO a` CRLF: 8 octets) produces many
-/// times its size in replies (about 25 octets of 250 reply per octet of
-/// input with the default extensions); 64 leaves room for longer replies.
-/// The lead switches this to `smtp_core::MAX_REPLY_OCTETS_PER_INPUT_OCTET`.
-pub const MAX_REPLY_OCTETS_PER_INPUT_OCTET: usize = 64;
-
-/// Reply octets every call may send whatever its input (wit/session.wit):
-/// the greeting, a timeout's or a shutdown's 421, the final reply to a
-/// message: each is one reply of at most a few hundred octets.
-/// The lead switches this to `smtp_core::MAX_REPLY_OCTETS_PER_CALL_FIXED`.
-pub const MAX_REPLY_OCTETS_PER_CALL_FIXED: usize = 4096;
-
-/// Longest command line (RFC 5321 section 4.5.3.1.4: 512 octets with CRLF).
-const COMMAND_LINE: usize = 512;
-/// What the ESMTP extensions a correct guest implements add to a MAIL or
-/// RCPT command line: ORCPT 500 (RFC 3461 section 4), ENVID 100 (RFC 3461
-/// section 4), SIZE 26 (RFC 1870 section 6), SMTPUTF8 10 (RFC 6531 section
-/// 3.4). Added up whichever command they apply to, so the bound holds for
-/// every combination.
-const EXTENSION_ALLOWANCES: usize = 500 + 100 + 26 + 10;
 /// Longest string the host accepts in an envelope field, in octets. Each
-/// field (HELO name, reverse-path, forward-path, ENVID, ORCPT, NOTIFY) is a
-/// part of one command line, taken as sent (wit/session.wit), so no field
-/// a correct guest produces is longer than the longest command line it
-/// accepts: 512 + 636 = 1,148 octets.
-const MAX_FIELD: usize = COMMAND_LINE + EXTENSION_ALLOWANCES;
+/// field (HELO name, reverse-path, forward-path, ENVID, ORCPT, NOTIFY) is
+/// part of one command line, taken as sent (wit/session.wit, `envelope`),
+/// so no field a correct guest produces is longer than the longest command
+/// line it accepts (512 octets raised by the MAIL/RCPT extension
+/// allowances of RFC 1870, 6152, 6531 and 3461: 1,048).
+const MAX_FIELD: usize = smtp_core::LONGEST_COMMAND_LINE;
 
 /// The guest call whose actions are checked, with the client input it
 /// processes: the send bound of wit/session.wit is a function of it.
@@ -84,7 +62,7 @@ impl ActionGuard {
             Call::Complete => self.input_behind_message,
             Call::NoInput => 0,
         };
-        input.saturating_mul(MAX_REPLY_OCTETS_PER_INPUT_OCTET).saturating_add(MAX_REPLY_OCTETS_PER_CALL_FIXED)
+        smtp_core::max_reply_octets(input)
     }
 
     /// Checks one call's whole list before any of it is executed.
