@@ -93,10 +93,12 @@ struct ServeArgs {
     /// Most concurrent connections from one IP address.
     #[arg(long, value_name = "N", default_value_t = 100)]
     max_connections_per_ip: usize,
-    /// Seconds to wait for a command (RFC 5321: 5 minutes).
+    /// Seconds to wait for a command, and for the client to take a reply
+    /// (RFC 5321: 5 minutes).
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     command_timeout: u64,
-    /// Seconds to wait for the next block of message data (RFC 5321: 3 minutes).
+    /// Seconds to wait for the next block of message data, from the 354 (or
+    /// the first BDAT) to the end of the content (RFC 5321: 3 minutes).
     #[arg(long, value_name = "SECS", default_value_t = 180)]
     data_timeout: u64,
     /// Seconds storage may take to make a message durable (RFC 5321: 10 minutes).
