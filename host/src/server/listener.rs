@@ -136,9 +136,10 @@ fn listen(config: &ServerConfig) -> io::Result<TcpListener> {
     socket.listen(u32::try_from(config.max_connections).unwrap_or(u32::MAX).max(1024))
 }
 
-/// Past the connection limit no guest instance is created; this is the
-/// host's second and last piece of protocol text (RFC 5321 section 3.8 lets
-/// a server answer 421 instead of the greeting).
+/// Past the connection limit no guest instance is created, so the host
+/// answers itself: one of its three pieces of protocol text, with the 421
+/// 4.3.0 after a guest fault and the 421 4.3.2 of [`turn_away`] (RFC 5321
+/// section 3.8 lets a server answer 421 instead of the greeting).
 fn refuse(stream: TcpStream, hostname: &str, why: &'static str) {
     warn!(why, "connection limit reached: refusing a client");
     say_and_close(stream, &format!("421 4.7.0 {hostname} {why}, try again later\r\n"));

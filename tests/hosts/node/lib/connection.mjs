@@ -60,8 +60,9 @@ class Connection {
     const guard = new ActionGuard(guestConfig.maxMessageSize, guestConfig.maxRecipients);
     let out = [];
     let actions = session.greeting();
+    let call; // what produced `actions`: see ActionGuard.check
     for (;;) {
-      guard.check(actions);
+      guard.check(actions, call);
       let step = "read";
       for (const action of actions) {
         switch (action.tag) {
@@ -75,6 +76,7 @@ class Connection {
       }
       if (step === "commit") {
         actions = session.complete(await this.#commit());
+        call = "complete";
         continue;
       }
       if (out.length) {
@@ -83,6 +85,7 @@ class Connection {
       }
       if (step === "close") return;
       const chunk = await reader.read(guard.inMessage ? DATA_TIMEOUT_MS : COMMAND_TIMEOUT_MS);
+      call = undefined;
       if (chunk === TIMED_OUT) {
         actions = session.timeout();
       } else if (chunk === null) {
@@ -90,6 +93,7 @@ class Connection {
         return;
       } else {
         actions = session.feed(chunk);
+        call = { feed: chunk.length };
       }
     }
   }

@@ -3,10 +3,15 @@
 // disk. A violation is a guest fault, handled exactly like a trap (421 and
 // close). The rules are those of host/src/server/guard.rs.
 
-/** Bytes one call may ask the host to send (a reply is a few hundred bytes). */
-const MAX_SEND_PER_CALL = 1 << 20;
-/** Longest envelope string accepted (RFC 5321 paths are at most 256 octets). */
-const MAX_FIELD = 1024;
+/**
+ * The contract's reply bound (wit/session.wit, `feed` and `complete`): the
+ * `send` octets of one call are at most 64 per octet of input the call
+ * processes, plus 4096 (smtp_core::max_reply_octets).
+ */
+const REPLY_OCTETS_PER_INPUT_OCTET = 64;
+const REPLY_OCTETS_PER_CALL = 4096;
+/** Longest envelope string: the longest command line (smtp_core::LONGEST_COMMAND_LINE). */
+const MAX_FIELD = 1048;
 
 /** Anything the guest did that ends its connection: a trap or a contract violation. */
 export class GuestFault extends Error {
@@ -19,6 +24,8 @@ export class ActionGuard {
   #size = 0n;
   #maxSize;
   #maxRecipients;
+  /** Input of the `feed` whose actions ended with `message-end`: what `complete` processes. */
+  #inputBehindMessage = 0;
 
   constructor(maxSize, maxRecipients) {
     this.#maxSize = BigInt(maxSize);
@@ -29,15 +36,21 @@ export class ActionGuard {
     return this.#open;
   }
 
-  /** Checks one call's whole list before any of it is executed. */
-  check(actions) {
+  /**
+   * Checks one call's whole list before any of it is executed. `call` is
+   * `{ feed: octets }` for `feed`, `"complete"` for `complete`, and absent
+   * for the calls without input.
+   */
+  check(actions, call) {
+    const input = call === "complete" ? this.#inputBehindMessage : (call?.feed ?? 0);
+    const bound = input * REPLY_OCTETS_PER_INPUT_OCTET + REPLY_OCTETS_PER_CALL;
     let sent = 0;
     actions.forEach((action, i) => {
       const last = i + 1 === actions.length;
       switch (action.tag) {
         case "send":
           sent += action.val.length;
-          if (sent > MAX_SEND_PER_CALL) violation("more than 1 MiB of replies in one call");
+          if (sent > bound) violation(`${sent} octets of replies in one call, more than the ${bound} its input allows`);
           break;
         case "message-begin":
           if (this.#open) violation("message-begin inside an open message");
@@ -54,6 +67,7 @@ export class ActionGuard {
           if (!this.#open) violation("message-end without message-begin");
           if (!last) violation("actions after message-end (they must wait for the verdict)");
           this.#open = false;
+          if (call?.feed !== undefined) this.#inputBehindMessage = call.feed;
           break;
         case "message-abort":
           if (!this.#open) violation("message-abort without message-begin");
@@ -86,7 +100,7 @@ function checkEnvelope(e, maxRecipients) {
     if (field == null) continue; // an absent option
     // Length in octets, as the header writer will emit them.
     if (Buffer.byteLength(field) > MAX_FIELD || /[\r\n\0]/.test(field)) {
-      violation("envelope field with CR, LF, NUL or over 1024 octets");
+      violation("envelope field with CR, LF, NUL or longer than any command line");
     }
   }
   if (e.helo === "" || !/^[A-Za-z0-9]+$/.test(e.protocol)) {

@@ -17,8 +17,9 @@ export async function runTranscript(component, t, chunks) {
   let current = null;
   let next = 0;
   let actions = session.greeting();
+  let call; // what produced `actions`: see ActionGuard.check
   for (;;) {
-    guard.check(actions);
+    guard.check(actions, call);
     let ended = false;
     for (const action of actions) {
       switch (action.tag) {
@@ -32,7 +33,9 @@ export async function runTranscript(component, t, chunks) {
     }
     if (ended) {
       actions = session.complete(verdicts.shift() ?? { tag: "accepted", val: `Q${messages.length}` });
+      call = "complete";
     } else if (next < chunks.length) {
+      call = { feed: chunks[next].length };
       actions = session.feed(chunks[next++]);
     } else {
       return { output: Buffer.concat(output), messages };

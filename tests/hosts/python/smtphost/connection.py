@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .component import Envelope, GuestConfig, GuestSession, LoadedComponent
-from .guard import ActionGuard, GuestFault
+from .guard import COMPLETE, ActionGuard, GuestFault
 from .maildir import Maildir, Transaction, is_storage_full
 from .trace_headers import TraceMeta
 
@@ -75,8 +75,9 @@ class _Connection:
         guard = ActionGuard(config.max_message_size, config.max_recipients)
         out = bytearray()
         actions = session.greeting()
+        call = None  # what produced `actions`: see ActionGuard.check
         while True:
-            guard.check(actions)
+            guard.check(actions, call)
             step = "read"
             for action in actions:
                 if action.tag == "send":
@@ -93,6 +94,7 @@ class _Connection:
                     step = "close"
             if step == "commit":
                 actions = session.complete(*await self._commit())
+                call = COMPLETE
                 continue
             if out:
                 self._writer.write(bytes(out))
@@ -106,12 +108,14 @@ class _Connection:
             except asyncio.TimeoutError:
                 log.info("%s:%s client timed out", self._ip, self._port)
                 actions = session.timeout()
+                call = None
                 continue
             if not data:
                 if self._pending is not None:
                     log.info("client disconnected in the middle of a message; nothing stored")
                 return
             actions = session.feed(data)
+            call = len(data)
 
     def _open(self, envelope: Envelope) -> None:
         meta = TraceMeta(

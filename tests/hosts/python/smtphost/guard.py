@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import re
 
-# Bytes one call may ask the host to send (a reply is a few hundred bytes).
-MAX_SEND_PER_CALL = 1 << 20
-# Longest envelope string accepted (RFC 5321 paths are at most 256 octets).
-MAX_FIELD = 1024
+# The contract's reply bound (wit/session.wit, `feed` and `complete`): the
+# `send` octets of one call are at most 64 per octet of input the call
+# processes, plus 4096 (smtp_core::max_reply_octets).
+REPLY_OCTETS_PER_INPUT_OCTET = 64
+REPLY_OCTETS_PER_CALL = 4096
+# Longest envelope string: the longest command line (smtp_core::LONGEST_COMMAND_LINE).
+MAX_FIELD = 1048
+
+# `call` values for ActionGuard.check besides `feed`'s input length.
+COMPLETE = "complete"
 
 
 class GuestFault(Exception):
@@ -28,21 +34,31 @@ class ActionGuard:
         self._size = 0
         self._max_size = max_size
         self._max_recipients = max_recipients
+        # Input of the `feed` whose actions ended with `message-end`: what
+        # `complete` processes.
+        self._input_behind_message = 0
 
     @property
     def in_message(self) -> bool:
         return self._open
 
-    def check(self, actions) -> None:
-        """Checks one call's whole list before any of it is executed."""
+    def check(self, actions, call=None) -> None:
+        """Checks one call's whole list before any of it is executed.
+
+        `call` is the input length (octets) for `feed`, COMPLETE for
+        `complete`, and None for the calls without input.
+        """
+        fed = call if isinstance(call, int) else None
+        input_len = self._input_behind_message if call == COMPLETE else (fed or 0)
+        bound = input_len * REPLY_OCTETS_PER_INPUT_OCTET + REPLY_OCTETS_PER_CALL
         sent = 0
         for i, action in enumerate(actions):
             last = i + 1 == len(actions)
             tag = action.tag
             if tag == "send":
                 sent += len(action.value)
-                if sent > MAX_SEND_PER_CALL:
-                    _violation("more than 1 MiB of replies in one call")
+                if sent > bound:
+                    _violation(f"{sent} octets of replies in one call, more than the {bound} its input allows")
             elif tag == "message-begin":
                 if self._open:
                     _violation("message-begin inside an open message")
@@ -61,6 +77,8 @@ class ActionGuard:
                 if not last:
                     _violation("actions after message-end (they must wait for the verdict)")
                 self._open = False
+                if fed is not None:
+                    self._input_behind_message = fed
             elif tag == "message-abort":
                 if not self._open:
                     _violation("message-abort without message-begin")
@@ -89,6 +107,6 @@ def _check_envelope(e, max_recipients: int) -> None:
             continue
         # Length in octets, as the header writer will emit them.
         if len(value.encode()) > MAX_FIELD or re.search("[\r\n\0]", value):
-            _violation("envelope field with CR, LF, NUL or over 1024 octets")
+            _violation("envelope field with CR, LF, NUL or longer than any command line")
     if not e.helo or not re.fullmatch("[A-Za-z0-9]+", e.protocol):
         _violation("envelope without HELO name or with a malformed protocol name")

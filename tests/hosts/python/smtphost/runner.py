@@ -4,7 +4,7 @@ tests/transcripts/README.md ("How a driver runs a file") describes."""
 from __future__ import annotations
 
 from .component import GuestConfig, GuestSession, LoadedComponent
-from .guard import ActionGuard
+from .guard import COMPLETE, ActionGuard
 from .transcript import Transcript, Verdict
 
 
@@ -22,8 +22,9 @@ def run(component: LoadedComponent, t: Transcript, chunks: list[bytes]) -> tuple
     current: bytearray | None = None
     feeds = iter(chunks)
     actions = session.greeting()
+    call = None  # what produced `actions`: see ActionGuard.check
     while True:
-        guard.check(actions)
+        guard.check(actions, call)
         ended = False
         for action in actions:
             if action.tag == "send":
@@ -43,11 +44,13 @@ def run(component: LoadedComponent, t: Transcript, chunks: list[bytes]) -> tuple
         if ended:
             verdict = verdicts.pop(0) if verdicts else Verdict("accepted", f"Q{len(messages)}")
             actions = session.complete(verdict.kind, verdict.queue_id)
+            call = COMPLETE
             continue
         chunk = next(feeds, None)
         if chunk is None:
             return bytes(output), messages
         actions = session.feed(chunk)
+        call = len(chunk)
 
 
 def check(t: Transcript, output: bytes, messages: list[bytes]) -> None:
