@@ -110,6 +110,8 @@ impl Server {
             }
         }
         drop(listener);
+        // Finished sessions are otherwise only reaped at the next accept.
+        while tasks.try_join_next().is_some() {}
         info!(sessions = tasks.len(), "shutting down: draining sessions");
         let _ = shutdown_tx.send(true);
         let grace = context.config.shutdown_grace;
