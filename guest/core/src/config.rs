@@ -36,6 +36,22 @@ impl Extensions {
     };
 }
 
+impl Extensions {
+    /// No extension at all: plain RFC 5321 SMTP.
+    pub const NONE: Extensions = Extensions {
+        pipelining: false,
+        size: false,
+        eightbitmime: false,
+        enhancedstatuscodes: false,
+        smtputf8: false,
+        chunking: false,
+        binarymime: false,
+        dsn: false,
+        help: false,
+        starttls: false,
+    };
+}
+
 impl Default for Extensions {
     fn default() -> Self {
         Self::DEFAULT

@@ -144,18 +144,7 @@ pub(crate) fn decimal(text: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    const NONE: Extensions = Extensions {
-        pipelining: false,
-        size: false,
-        eightbitmime: false,
-        enhancedstatuscodes: false,
-        smtputf8: false,
-        chunking: false,
-        binarymime: false,
-        dsn: false,
-        help: false,
-        starttls: false,
-    };
+    const NONE: Extensions = Extensions::NONE;
 
     #[test]
     fn only_enabled_extensions_raise_only_their_commands() {

@@ -238,18 +238,7 @@ mod tests {
 
     #[test]
     fn disabled_extensions_make_parameters_unknown() {
-        let none = Extensions {
-            pipelining: false,
-            size: false,
-            eightbitmime: false,
-            enhancedstatuscodes: false,
-            smtputf8: false,
-            chunking: false,
-            binarymime: false,
-            dsn: false,
-            help: false,
-            starttls: false,
-        };
+        let none = Extensions::NONE;
         for text in [" SIZE=1", " BODY=7BIT", " SMTPUTF8", " RET=FULL", " ENVID=x"] {
             assert_eq!(mail(text, &none, 5000).map_err(|r| r.code), Err(555), "{text}");
         }

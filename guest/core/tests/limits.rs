@@ -2,6 +2,9 @@
 //! bound per call (`smtp_core::max_reply_octets`), one reply per pipelined
 //! command, the protocol error limit, and when a failed message is aborted.
 
+mod common;
+
+use common::split;
 use proptest::prelude::*;
 use smtp_core::{
     Action, Config, MAX_PROTOCOL_ERRORS, MAX_REPLY_OCTETS_PER_CALL_FIXED, PeerInfo, Session, Verdict, max_reply_octets,
@@ -113,16 +116,7 @@ proptest! {
     ) {
         let input = tokens.concat();
         let config = if wide { widest() } else { config() };
-        let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
-        cuts.sort_unstable();
-        let mut pieces = Vec::new();
-        let mut start = 0;
-        for cut in cuts {
-            pieces.push(&input[start..cut]);
-            start = cut;
-        }
-        pieces.push(&input[start..]);
-        bounded_run(config.clone(), &pieces);
+        bounded_run(config.clone(), &split(&input, &cuts));
         bounded_run(config, &input.chunks(1).collect::<Vec<_>>());
     }
 }

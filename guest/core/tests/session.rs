@@ -2,6 +2,9 @@
 //! rules, the smuggling table, STARTTLS, timeouts, envelopes, and split
 //! invariance under proptest.
 
+mod common;
+
+use common::split;
 use proptest::prelude::*;
 use smtp_core::{Action, BodyType, Config, DsnReturn, Envelope, PeerInfo, Recipient, Session, Verdict, info};
 
@@ -371,20 +374,6 @@ proptest! {
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
         prop_assert_eq!(drive(config, &bytes, &verdicts), expected);
     }
-}
-
-/// Splits `input` at the given cut points (any order, any repeats).
-fn split<'a>(input: &'a [u8], cuts: &[proptest::sample::Index]) -> Vec<&'a [u8]> {
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
-    cuts.sort_unstable();
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    for cut in cuts {
-        pieces.push(&input[start..cut]);
-        start = cut;
-    }
-    pieces.push(&input[start..]);
-    pieces
 }
 
 proptest! {
