@@ -16,9 +16,30 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Backoff {
     next: Duration,
-    /// Failures since the last warning.
+    warning: Throttle,
+}
+
+/// A warning that is due at most once per 10 s, carrying how often its
+/// cause happened since the last one: a flood (of failures, of refused
+/// clients) costs one log line per interval, not one per event.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    /// Occurrences since the last warning.
     unreported: u64,
     last_warn: Option<Instant>,
+}
+
+impl Throttle {
+    /// Records one occurrence at `now`; `Some(occurrences since the last
+    /// warning, this one included)` when a warning is due now.
+    pub fn hit(&mut self, now: Instant) -> Option<u64> {
+        self.unreported += 1;
+        let due = self.last_warn.is_none_or(|at| now.duration_since(at) >= WARN_EVERY);
+        due.then(|| {
+            self.last_warn = Some(now);
+            std::mem::take(&mut self.unreported)
+        })
+    }
 }
 
 /// What to do after one failure.
@@ -32,7 +53,7 @@ pub struct Failed {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { next: FIRST, unreported: 0, last_warn: None }
+        Backoff { next: FIRST, warning: Throttle::default() }
     }
 }
 
@@ -42,13 +63,7 @@ impl Backoff {
     pub fn failed(&mut self, now: Instant) -> Failed {
         let delay = self.next;
         self.next = (self.next * 2).min(MAX);
-        self.unreported += 1;
-        let due = self.last_warn.is_none_or(|at| now.duration_since(at) >= WARN_EVERY);
-        let warn = due.then(|| {
-            self.last_warn = Some(now);
-            std::mem::take(&mut self.unreported)
-        });
-        Failed { delay, warn }
+        Failed { delay, warn: self.warning.hit(now) }
     }
 
     /// An accept succeeded: the next failure starts from the first delay.
@@ -80,5 +95,16 @@ mod tests {
             assert_eq!(backoff.failed(start + Duration::from_secs(1)).warn, None);
         }
         assert_eq!(backoff.failed(start + WARN_EVERY).warn, Some(6));
+    }
+
+    #[test]
+    fn a_flood_of_events_is_one_warning_per_interval() {
+        let mut throttle = Throttle::default();
+        let start = Instant::now();
+        let due: Vec<Option<u64>> =
+            (0..1000).map(|n| throttle.hit(start + WARN_EVERY * 3 * n / 1000)).filter(Option::is_some).collect();
+        // At 0, 10, 20 s: three warnings whose counts add up to every event.
+        assert_eq!(due.len(), 3, "{due:?}");
+        assert_eq!(due.iter().flatten().sum::<u64>() + throttle.unreported, 1000);
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, Throttle};
 use super::config::ServerConfig;
 use super::connection::serve_connection;
 use super::per_ip::PerIpLimit;
@@ -62,6 +62,8 @@ impl Server {
     pub async fn serve(self, stop: impl Future<Output = ()>) -> Result<()> {
         let Server { listener, mut spare, context, shutdown_tx } = self;
         let mut backoff = Backoff::default();
+        // One warning per interval for clients refused at the limits.
+        let mut refusals = Throttle::default();
         let slots = Arc::new(Semaphore::new(context.config.max_connections));
         let per_ip = PerIpLimit::new(context.config.max_connections_per_ip);
         let mut tasks = JoinSet::new();
@@ -102,8 +104,8 @@ impl Server {
                                 drop((permit, slot));
                             });
                         }
-                        (Err(_), _) => refuse(stream, &context.config.hostname, "Too many connections"),
-                        (_, None) => refuse(stream, &context.config.hostname, "Too many connections from your address"),
+                        (Err(_), _) => refuse(stream, &context.config.hostname, "Too many connections", &mut refusals),
+                        (_, None) => refuse(stream, &context.config.hostname, "Too many connections from your address", &mut refusals),
                     }
                 }
                 () = &mut stop => break,
@@ -142,8 +144,10 @@ fn listen(config: &ServerConfig) -> io::Result<TcpListener> {
 /// answers itself: one of its three pieces of protocol text, with the 421
 /// 4.3.0 after a guest fault and the 421 4.3.2 of [`turn_away`] (RFC 5321
 /// section 3.8 lets a server answer 421 instead of the greeting).
-fn refuse(stream: TcpStream, hostname: &str, why: &'static str) {
-    warn!(why, "connection limit reached: refusing a client");
+fn refuse(stream: TcpStream, hostname: &str, why: &'static str, warning: &mut Throttle) {
+    if let Some(refused) = warning.hit(Instant::now()) {
+        warn!(why, refused, "connection limit reached: refusing clients");
+    }
     say_and_close(stream, &format!("421 4.7.0 {hostname} {why}, try again later\r\n"));
 }
 
