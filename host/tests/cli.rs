@@ -65,6 +65,14 @@ fn check_refuses_garbage_and_core_modules_naming_the_step() {
         assert!(stderr(&output).contains("`compile`"), "check {} does not name the step: {output:?}", file.display());
         assert!(!stdout(&output).starts_with("ok"), "{output:?}");
     }
+    // The whole reason is on the step's line (wasmparser's own message
+    // spans lines), so a log or control answer carries it in one line.
+    let output = Command::new(BIN).arg("check").arg(&garbage).output().unwrap();
+    let text = stderr(&output);
+    assert!(
+        text.lines().any(|l| l.contains("refused at step `compile`") && l.contains("magic") && l.contains("actual=")),
+        "{text}"
+    );
     let missing = Command::new(BIN).arg("check").arg(dir.path().join("missing.wasm")).output().unwrap();
     assert!(!missing.status.success(), "{missing:?}");
 }

@@ -38,8 +38,11 @@ pub struct Validated {
     pub elapsed: Duration,
 }
 
+/// The reason is put on one line: it goes into one log line and one
+/// control-socket answer, and some errors (wasmparser's, with byte arrays
+/// in their debug form) span several.
 fn refuse(step: &'static str) -> impl FnOnce(anyhow::Error) -> Refused {
-    move |err| Refused { step, reason: format!("{err:#}") }
+    move |err| Refused { step, reason: format!("{err:#}").split_whitespace().collect::<Vec<_>>().join(" ") }
 }
 
 impl Runtime {
