@@ -168,13 +168,16 @@ impl DotDecoder {
                         return Decoded::End(i + 1);
                     }
                     // `.` CR x: the CR was bare; x is looked at as text.
-                    self.fail(Fault::BareLineEnding);
+                    // (`run` is past the CR: nothing of this line is content.)
+                    self.fail(Fault::BareLineEnding, &input[run..i], out);
                     self.state = State::Text;
                 }
                 State::Text => loop {
                     let rest = &input[i..];
                     let span = memchr::memchr3(b'\r', b'\n', 0, rest).unwrap_or(rest.len());
-                    self.count_text(span as u64);
+                    if let Some((fault, fits)) = self.count_text(span as u64) {
+                        self.fail(fault, &input[run..i + fits], out);
+                    }
                     i += span;
                     let Some(&special) = input.get(i) else { break };
                     // The common case, a CR LF followed by a line that does
@@ -185,22 +188,29 @@ impl DotDecoder {
                         && input.get(i + 1) == Some(&b'\n')
                         && input.get(i + 2).is_some_and(|&b| b != b'.')
                     {
-                        self.count_line_end();
+                        if let Some(fault) = self.count_line_end() {
+                            self.fail(fault, &input[run..i], out);
+                        }
                         self.line_len = 0;
                         i += 2;
                         continue;
                     }
-                    i += 1;
                     match special {
                         b'\r' => self.state = State::Cr,
-                        b'\n' => self.fail(Fault::BareLineEnding),
-                        _ => self.fail(Fault::Nul),
+                        b'\n' => self.fail(Fault::BareLineEnding, &input[run..i], out),
+                        _ => self.fail(Fault::Nul, &input[run..i], out),
                     }
+                    i += 1;
                     break;
                 },
                 State::Cr => {
+                    // Content before the CR: the CR is the last byte of the
+                    // run, or ended the previous call and was held back.
+                    let before_cr = &input[run..i.saturating_sub(1).max(run)];
                     if input[i] == b'\n' {
-                        self.count_line_end();
+                        if let Some(fault) = self.count_line_end() {
+                            self.fail(fault, before_cr, out);
+                        }
                         if i == 0 {
                             // The CR ended the previous call and was held back.
                             self.flush(b"\r", out);
@@ -209,7 +219,7 @@ impl DotDecoder {
                         self.state = State::LineStart;
                         i += 1;
                     } else {
-                        self.fail(Fault::BareLineEnding);
+                        self.fail(Fault::BareLineEnding, before_cr, out);
                         self.state = State::Text;
                     }
                 }
@@ -222,32 +232,36 @@ impl DotDecoder {
         Decoded::Partial
     }
 
-    /// Ordinary line content: counts against the line and size limits, in
-    /// the order a byte-at-a-time reader would hit them.
-    fn count_text(&mut self, len: u64) {
+    /// Ordinary line content: counts `len` octets against the line and size
+    /// limits, in the order a byte-at-a-time reader would hit them. When
+    /// they do not all fit, returns the fault and how many of them do (the
+    /// caller then fails the message after those).
+    fn count_text(&mut self, len: u64) -> Option<(Fault, usize)> {
         if self.fault.is_some() || len == 0 {
-            return;
+            return None;
         }
         let line_room = self.max_line_len.saturating_sub(self.line_len);
         let size_room = self.max_size.saturating_sub(self.size);
         self.line_len += len;
         if len > line_room || len > size_room {
-            self.fail(if line_room <= size_room { Fault::LineTooLong } else { Fault::TooBig });
-            return;
+            let fault = if line_room <= size_room { Fault::LineTooLong } else { Fault::TooBig };
+            // Less than `len`, which is at most an input's length.
+            return Some((fault, line_room.min(size_room) as usize));
         }
         self.size += len;
+        None
     }
 
-    /// A CR LF: two octets of content.
-    fn count_line_end(&mut self) {
+    /// A CR LF: two octets of content. `Some(TooBig)` when they do not fit.
+    fn count_line_end(&mut self) -> Option<Fault> {
         if self.fault.is_some() {
-            return;
+            return None;
         }
         if 2 > self.max_size.saturating_sub(self.size) {
-            self.fail(Fault::TooBig);
-            return;
+            return Some(Fault::TooBig);
         }
         self.size += 2;
+        None
     }
 
     /// Writes counted content, unless the message has already failed (its
@@ -258,8 +272,16 @@ impl DotDecoder {
         }
     }
 
-    fn fail(&mut self, fault: Fault) {
-        self.fault.get_or_insert(fault);
+    /// Fails the message at the first fault. `before` is the content up to
+    /// the fault that is not written yet: it is written first, so that what
+    /// reaches the host is everything before the fault however the input
+    /// was split (the session discards it, but the actions stay the same
+    /// for every split, as the contract promises).
+    fn fail(&mut self, fault: Fault, before: &[u8], out: &mut Vec<u8>) {
+        if self.fault.is_none() {
+            out.extend_from_slice(before);
+            self.fault = Some(fault);
+        }
     }
 }
 
@@ -267,10 +289,10 @@ impl DotDecoder {
 mod tests {
     use super::*;
 
-    /// Decodes `input` split into the given pieces; returns content (none
-    /// when the message failed: content written before the fault is split
-    /// dependent and the session discards it), the total consumed when the
-    /// end was found, and the fault.
+    /// Decodes `input` split into the given pieces; returns the content
+    /// written (for a failed message, everything before the fault, the same
+    /// for every split), the total consumed when the end was found, and the
+    /// fault.
     fn run(pieces: &[&[u8]], max_line: u32, max_size: u64) -> (Vec<u8>, Option<usize>, Option<Fault>) {
         let mut decoder = DotDecoder::new(max_line, max_size);
         let mut out = Vec::new();
@@ -279,15 +301,11 @@ mod tests {
             match decoder.decode(piece, &mut out) {
                 Decoded::Partial => offset += piece.len(),
                 Decoded::End(n) => {
-                    return (keep(out, &decoder), Some(offset + n), decoder.fault());
+                    return (out, Some(offset + n), decoder.fault());
                 }
             }
         }
-        (keep(out, &decoder), None, decoder.fault())
-    }
-
-    fn keep(out: Vec<u8>, decoder: &DotDecoder) -> Vec<u8> {
-        if decoder.fault().is_some() { Vec::new() } else { out }
+        (out, None, decoder.fault())
     }
 
     fn whole(input: &[u8]) -> (Vec<u8>, Option<usize>, Option<Fault>) {
@@ -388,7 +406,8 @@ mod tests {
         let mut long = vec![b'a'; 999];
         long.extend_from_slice(b"\r\n.\r\n");
         let (out, end, fault) = whole(&long);
-        assert_eq!((out.len(), end, fault), (0, Some(1004), Some(Fault::LineTooLong)));
+        // Written: the content up to the limit, the same for every split.
+        assert_eq!((out.len(), end, fault), (998, Some(1004), Some(Fault::LineTooLong)));
         // The dot duplicated for transparency does not count (RFC 5321
         // section 4.5.3.1.6): 1001 octets on the wire are a 1000-octet line.
         let mut dotted = vec![b'.'; 999];
@@ -406,7 +425,7 @@ mod tests {
         assert_eq!(run(&[b"abcd\r\n.\r\n"], 1000, 5).2, Some(Fault::TooBig));
         assert_eq!(run(&[b"..bc\r\n.\r\n"], 1000, 5).2, None);
         let (out, end, fault) = run(&[b"abcdefgh\r\n.\r\nX"], 1000, 3);
-        assert_eq!((out, end, fault), (Vec::new(), Some(13), Some(Fault::TooBig)));
+        assert_eq!((out, end, fault), (b"abc".to_vec(), Some(13), Some(Fault::TooBig)));
     }
 
     #[test]

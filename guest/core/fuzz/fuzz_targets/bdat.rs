@@ -4,7 +4,8 @@
 //! through the checking host (`src/host.rs`). Against a model:
 //! - each chunk gets exactly the predicted reply (250 per chunk, the
 //!   verdict after LAST, 552 once the limit is passed, 503 after the
-//!   transaction is over), so chunk bytes are never read as commands;
+//!   transaction is over, and 421 after the session's 20th error), so
+//!   chunk bytes are never read as commands;
 //! - the stored message is the chunks' bytes concatenated, taken
 //!   literally; a transaction over the limit stores nothing.
 //!
@@ -14,7 +15,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use smtp_core::fuzzing::ChunkReader;
-use smtp_core::{Config, Verdict};
+use smtp_core::{Config, MAX_PROTOCOL_ERRORS, Verdict};
 use smtp_core_fuzz::host::{self, End, Fate, HOSTNAME, Setup};
 use smtp_core_fuzz::inputs::{self, Bdat};
 use smtp_core_fuzz::{cuts, replies};
@@ -71,6 +72,7 @@ impl Model {
         let mut model = Model { wire, chunk_starts: Vec::new(), replies: Vec::new(), stored: Vec::new() };
         let mut received: Vec<u8> = Vec::new();
         let mut over = false;
+        let mut errors = 0;
         for chunk in &bdat.chunks {
             if bdat.noop_between {
                 model.wire.extend_from_slice(b"NOOP\r\n");
@@ -95,6 +97,14 @@ impl Model {
                 "250 2.0.0"
             };
             model.replies.push(reply.to_string());
+            if reply.starts_with("503") {
+                errors += 1;
+                if errors == MAX_PROTOCOL_ERRORS {
+                    // Too many errors: the session says so and closes.
+                    model.replies.push("421 4.7.0".to_string());
+                    break;
+                }
+            }
         }
         model
     }
