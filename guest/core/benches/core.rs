@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use smtp_core::{Action, Config, PeerInfo, Session, Verdict};
+use smtp_core::{Action, Answer, Config, PeerInfo, Session};
 
 const EHLO: &[u8] = b"EHLO client.example.org\r\n";
 const MAIL: &[u8] = b"MAIL FROM:<sender@example.org> SIZE=1024\r\n";
@@ -83,13 +83,13 @@ fn data(c: &mut Criterion) {
                             Action::MessageData(bytes) => {
                                 black_box(bytes);
                             }
-                            Action::MessageEnd => ended = true,
+                            Action::Ask(_) => ended = true,
                             _ => {}
                         }
                     }
                 }
                 assert!(ended, "the body must end the message");
-                black_box(s.complete(Verdict::Accepted("bench".into())))
+                black_box(s.answer(Answer::Accept(Some("bench".into()))))
             })
         });
     }

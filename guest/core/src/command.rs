@@ -40,7 +40,12 @@ pub enum Command<'a> {
     Vrfy,
     Expn,
     StartTls,
-    /// Known but not offered (TURN, ETRN, AUTH, ...): 502.
+    /// `AUTH mechanism [initial-response]` (RFC 4954 section 4).
+    Auth {
+        mechanism: &'a str,
+        initial: Option<&'a str>,
+    },
+    /// Known but not offered (TURN, ETRN, ...): 502.
     NotImplemented,
 }
 
@@ -70,7 +75,8 @@ pub(crate) fn parse(line: &[u8]) -> Result<Command<'_>, Reply> {
         "VRFY" => Ok(Command::Vrfy),
         "EXPN" => Ok(Command::Expn),
         "STARTTLS" => no_args(args, Command::StartTls),
-        "TURN" | "ETRN" | "ATRN" | "AUTH" | "SEND" | "SOML" | "SAML" | "VERB" | "BURL" => Ok(Command::NotImplemented),
+        "AUTH" => auth(args),
+        "TURN" | "ETRN" | "ATRN" | "SEND" | "SOML" | "SAML" | "VERB" | "BURL" => Ok(Command::NotImplemented),
         _ => Err(Reply::UNKNOWN_COMMAND),
     }
 }
@@ -121,6 +127,17 @@ fn strip_keyword<'a>(args: &'a str, keyword: &str) -> Option<&'a str> {
         .filter(|path| !path.is_empty())
 }
 
+/// `AUTH SP sasl-mech [SP initial-response]` (RFC 4954 section 4).
+fn auth(args: &str) -> Result<Command<'_>, Reply> {
+    let mut words = args.split(' ').filter(|w| !w.is_empty());
+    let mechanism = words.next().ok_or(Reply::SYNTAX_AUTH)?;
+    let initial = words.next();
+    if words.next().is_some() {
+        return Err(Reply::SYNTAX_AUTH);
+    }
+    Ok(Command::Auth { mechanism, initial })
+}
+
 /// `BDAT SP chunk-size [SP end-marker]` (RFC 3030 section 2). A size too
 /// large for a `u64` saturates at `u64::MAX`: it is still a size (the
 /// session refuses it as too large and skips the chunk, so the chunk's
@@ -160,7 +177,9 @@ mod tests {
         assert_eq!(parse(b"expn staff"), Ok(Command::Expn));
         assert_eq!(parse(b"StartTLS"), Ok(Command::StartTls));
         assert_eq!(parse(b"ETRN example.org"), Ok(Command::NotImplemented));
-        assert_eq!(parse(b"AUTH PLAIN"), Ok(Command::NotImplemented));
+        assert_eq!(parse(b"AUTH PLAIN"), Ok(Command::Auth { mechanism: "PLAIN", initial: None }));
+        assert_eq!(parse(b"auth login YQ=="), Ok(Command::Auth { mechanism: "login", initial: Some("YQ==") }));
+        assert_eq!(parse(b"AUTH").unwrap_err(), Reply::SYNTAX_AUTH);
     }
 
     #[test]

@@ -58,6 +58,84 @@ impl Default for Extensions {
     }
 }
 
+impl Extensions {
+    /// Every extension with its name in transcripts, configuration files
+    /// and the host's command line (the EHLO keyword, lower case), in the
+    /// order of the WIT flags: the one list every driver maps names with.
+    pub const NAMES: [&'static str; 10] = [
+        "pipelining",
+        "size",
+        "8bitmime",
+        "enhancedstatuscodes",
+        "smtputf8",
+        "chunking",
+        "binarymime",
+        "dsn",
+        "help",
+        "starttls",
+    ];
+
+    /// The switch for the extension named `name` (see [`Extensions::NAMES`]).
+    pub fn flag_mut(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "pipelining" => &mut self.pipelining,
+            "size" => &mut self.size,
+            "8bitmime" => &mut self.eightbitmime,
+            "enhancedstatuscodes" => &mut self.enhancedstatuscodes,
+            "smtputf8" => &mut self.smtputf8,
+            "chunking" => &mut self.chunking,
+            "binarymime" => &mut self.binarymime,
+            "dsn" => &mut self.dsn,
+            "help" => &mut self.help,
+            "starttls" => &mut self.starttls,
+            _ => return None,
+        })
+    }
+}
+
+/// The steps at which the session asks the host before replying
+/// (wit/session.wit, `questions`). A step not asked is accepted inside the
+/// session. AUTH and the end of a message are always asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Questions {
+    pub connect: bool,
+    pub helo: bool,
+    pub mail: bool,
+    pub rcpt: bool,
+}
+
+impl Questions {
+    /// Names as in wit/session.wit, for transcripts and configuration.
+    pub const NAMES: [&'static str; 4] = ["connect", "helo", "mail", "rcpt"];
+
+    /// The switch for the step named `name` (see [`Questions::NAMES`]).
+    pub fn flag_mut(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "connect" => &mut self.connect,
+            "helo" => &mut self.helo,
+            "mail" => &mut self.mail,
+            "rcpt" => &mut self.rcpt,
+            _ => return None,
+        })
+    }
+}
+
+/// SASL mechanisms offered with AUTH (RFC 4954); none: no AUTH.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthMechanisms {
+    /// RFC 4616.
+    pub plain: bool,
+    /// draft-murchison-sasl-login.
+    pub login: bool,
+}
+
+impl AuthMechanisms {
+    /// Whether AUTH is offered at all.
+    pub fn any(self) -> bool {
+        self.plain || self.login
+    }
+}
+
 /// Everything a session needs to know about the server's policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -70,6 +148,13 @@ pub struct Config {
     /// Longest DATA text line, in octets including CRLF (never below 1000).
     pub max_line_length: u32,
     pub extensions: Extensions,
+    /// Where to ask the host.
+    pub questions: Questions,
+    /// Mechanisms offered with AUTH.
+    pub auth_mechanisms: AuthMechanisms,
+    /// Offer AUTH before TLS (off: only after `tls_started`, RFC 4954
+    /// section 4).
+    pub auth_without_tls: bool,
 }
 
 impl Config {
@@ -79,16 +164,21 @@ impl Config {
     pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 10_240_000;
     /// RFC 5321 section 4.5.3.1.8 asks servers to take at least 100.
     pub const DEFAULT_MAX_RECIPIENTS: u32 = 100;
+    /// The hostname when none is configured.
+    pub const DEFAULT_HOSTNAME: &'static str = "localhost";
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            hostname: "localhost".to_string(),
+            hostname: Self::DEFAULT_HOSTNAME.to_string(),
             max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
             max_recipients: Self::DEFAULT_MAX_RECIPIENTS,
             max_line_length: Self::MIN_LINE_LENGTH,
             extensions: Extensions::DEFAULT,
+            questions: Questions::default(),
+            auth_mechanisms: AuthMechanisms::default(),
+            auth_without_tls: false,
         }
     }
 }

@@ -6,26 +6,33 @@
 //! enabled; BINARYMIME also needs CHUNKING (RFC 3030 section 3), and
 //! STARTTLS disappears once TLS is active (RFC 3207 section 4.2).
 
-use crate::config::{Config, Extensions};
+use crate::config::Config;
 use crate::prelude::*;
 
-/// Whether a keyword is on, given the extensions and whether TLS is active.
-type Switch = fn(&Extensions, bool) -> bool;
+/// Whether a keyword is on, given the configuration and whether TLS is active.
+type Switch = fn(&Config, bool) -> bool;
 
 /// Every extension keyword this build implements, in EHLO order, with the
 /// switch that turns it on.
-const KEYWORDS: [(&str, Switch); 10] = [
-    ("PIPELINING", |ext, _| ext.pipelining),
-    ("SIZE", |ext, _| ext.size),
-    ("8BITMIME", |ext, _| ext.eightbitmime),
-    ("SMTPUTF8", |ext, _| ext.smtputf8),
-    ("ENHANCEDSTATUSCODES", |ext, _| ext.enhancedstatuscodes),
-    ("CHUNKING", |ext, _| ext.chunking),
-    ("BINARYMIME", |ext, _| ext.binarymime && ext.chunking),
-    ("DSN", |ext, _| ext.dsn),
-    ("HELP", |ext, _| ext.help),
-    ("STARTTLS", |ext, tls_active| ext.starttls && !tls_active),
+const KEYWORDS: [(&str, Switch); 11] = [
+    ("PIPELINING", |c, _| c.extensions.pipelining),
+    ("SIZE", |c, _| c.extensions.size),
+    ("8BITMIME", |c, _| c.extensions.eightbitmime),
+    ("SMTPUTF8", |c, _| c.extensions.smtputf8),
+    ("ENHANCEDSTATUSCODES", |c, _| c.extensions.enhancedstatuscodes),
+    ("CHUNKING", |c, _| c.extensions.chunking),
+    ("BINARYMIME", |c, _| c.extensions.binarymime && c.extensions.chunking),
+    ("DSN", |c, _| c.extensions.dsn),
+    ("AUTH", auth_offered),
+    ("HELP", |c, _| c.extensions.help),
+    ("STARTTLS", |c, tls_active| c.extensions.starttls && !tls_active),
 ];
+
+/// RFC 4954 section 4: AUTH with plaintext mechanisms is offered only once
+/// TLS protects the password, unless the host says otherwise.
+pub(crate) fn auth_offered(config: &Config, tls_active: bool) -> bool {
+    config.auth_mechanisms.any() && (tls_active || config.auth_without_tls)
+}
 
 /// The keywords `info()` reports: everything this build can advertise.
 pub(crate) fn capabilities() -> Vec<&'static str> {
@@ -37,14 +44,27 @@ pub(crate) fn capabilities() -> Vec<&'static str> {
 pub(crate) fn ehlo_lines(config: &Config, tls_active: bool) -> Vec<String> {
     let mut lines = vec![config.hostname.clone()];
     for (keyword, enabled) in KEYWORDS {
-        if enabled(&config.extensions, tls_active) {
+        if enabled(config, tls_active) {
             lines.push(match keyword {
                 "SIZE" => format!("SIZE {}", config.max_message_size),
+                "AUTH" => auth_keyword(config),
                 _ => keyword.to_string(),
             });
         }
     }
     lines
+}
+
+/// `AUTH PLAIN LOGIN`: the keyword and the offered mechanisms.
+fn auth_keyword(config: &Config) -> String {
+    let mut keyword = "AUTH".to_string();
+    for (name, offered) in [("PLAIN", config.auth_mechanisms.plain), ("LOGIN", config.auth_mechanisms.login)] {
+        if offered {
+            keyword.push(' ');
+            keyword.push_str(name);
+        }
+    }
+    keyword
 }
 
 /// The commands HELP lists: the RFC 5321 set plus the enabled extensions'.
@@ -54,6 +74,9 @@ pub(crate) fn help_commands(config: &Config, tls_active: bool) -> String {
         commands.push("BDAT");
     }
     commands.extend(["RSET", "NOOP", "QUIT", "HELP", "VRFY"]);
+    if auth_offered(config, tls_active) {
+        commands.push("AUTH");
+    }
     if config.extensions.starttls && !tls_active {
         commands.push("STARTTLS");
     }
@@ -95,5 +118,17 @@ mod tests {
         assert!(!ehlo_lines(&config, true).iter().any(|l| l == "STARTTLS"));
         assert!(help_commands(&config, false).ends_with("STARTTLS"));
         assert!(!help_commands(&config, false).contains("BDAT"));
+    }
+
+    #[test]
+    fn auth_only_over_tls_unless_allowed() {
+        let mut config = Config::default();
+        config.auth_mechanisms.plain = true;
+        assert!(!ehlo_lines(&config, false).iter().any(|l| l.starts_with("AUTH")));
+        assert!(ehlo_lines(&config, true).iter().any(|l| l == "AUTH PLAIN"));
+        config.auth_without_tls = true;
+        config.auth_mechanisms.login = true;
+        assert!(ehlo_lines(&config, false).iter().any(|l| l == "AUTH PLAIN LOGIN"));
+        assert!(help_commands(&config, false).ends_with("VRFY AUTH"));
     }
 }

@@ -44,4 +44,17 @@ pub struct Envelope {
     pub declared_size: Option<u64>,
     pub dsn_return: Option<DsnReturn>,
     pub dsn_envid: Option<String>,
+    /// The TLS session the message came over, if any.
+    pub tls: Option<TlsInfo>,
+    /// The identity the client authenticated as (RFC 4954), if any.
+    pub authenticated: Option<String>,
+}
+
+/// The TLS session the host established (wit/session.wit, `tls-info`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1.3`, `TLSv1.2`.
+    pub version: String,
+    /// IANA cipher suite name, `TLS_AES_256_GCM_SHA384`.
+    pub cipher: String,
 }

@@ -14,11 +14,14 @@ pub struct Info {
     pub capabilities: Vec<&'static str>,
 }
 
+/// The contract this crate implements, as wit/session.wit names its package.
+pub const CONTRACT: &str = "smtp:session@2.0.0";
+
 pub fn info() -> Info {
     Info {
         name: "smtpcell-guest",
         version: env!("CARGO_PKG_VERSION"),
-        contract: "smtp:session@1.0.0",
+        contract: CONTRACT,
         capabilities: ehlo::capabilities(),
     }
 }
@@ -31,8 +34,8 @@ mod tests {
     fn info_names_the_contract_and_extensions() {
         let info = info();
         assert_eq!(info.name, "smtpcell-guest");
-        assert_eq!(info.contract, "smtp:session@1.0.0");
+        assert_eq!(info.contract, "smtp:session@2.0.0");
         assert!(info.capabilities.contains(&"CHUNKING"));
-        assert_eq!(info.capabilities.len(), 10);
+        assert_eq!(info.capabilities.len(), 11);
     }
 }

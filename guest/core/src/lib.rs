@@ -1,17 +1,20 @@
 //! smtp-core: the SMTP server protocol as a pure, sans-IO state machine.
 //!
 //! Bytes go in through [`Session::feed`], [`Action`]s come out; a decision
-//! that needs the world (did the message reach the disk?) comes back in as a
-//! [`Verdict`] through [`Session::complete`]. No async, no clock, no files, no
+//! that needs the world (may this recipient receive mail here? did the
+//! message reach the disk?) is asked with [`Action::Ask`] and comes back in
+//! as an [`Answer`] through [`Session::answer`]. No async, no clock, no files, no
 //! sockets: the same code runs natively (tests, fuzzing, benchmarks) and
 //! inside the WebAssembly component that the smtpcell host sandboxes.
 //!
 //! Modules, one concept each: `limits` (every length and count limit, with
 //! the RFC clause it implements), `line` (command line framing), `command`
 //! (grammar), `address` (paths), `params` (MAIL/RCPT parameters), `dot`
-//! (DATA decoding), `bdat` (chunks), `ehlo` (what we advertise), `reply`
-//! (every reply text), `phase` (session states), `session` (transitions),
-//! `outbox` (action coalescing), `info`.
+//! (DATA decoding), `bdat` (chunks), `auth` (SASL framing), `ehlo` (what
+//! we advertise), `reply` (every reply text), `question` (what the host is
+//! asked and answers), `refusal` (the reply for each refusal reason),
+//! `phase` (session states), `session` (transitions), `outbox` (action
+//! coalescing), `info`.
 //!
 //! `no_std` (with `alloc`): the component built from this crate then needs
 //! nothing from WASI, so it imports nothing at all: any component host can
@@ -26,9 +29,11 @@ extern crate std;
 
 mod action;
 mod address;
+mod auth;
 mod bdat;
 mod command;
 mod config;
+pub mod contract;
 mod dot;
 mod ehlo;
 mod envelope;
@@ -42,15 +47,18 @@ mod outbox;
 mod params;
 mod phase;
 mod prelude;
+mod question;
+mod refusal;
 mod reply;
 mod session;
 
-pub use action::{Action, Verdict};
-pub use config::{Config, Extensions, PeerInfo};
-pub use envelope::{BodyType, DsnReturn, Envelope, Recipient};
-pub use info::{Info, info};
+pub use action::Action;
+pub use config::{AuthMechanisms, Config, Extensions, PeerInfo, Questions};
+pub use envelope::{BodyType, DsnReturn, Envelope, Recipient, TlsInfo};
+pub use info::{CONTRACT, Info, info};
 pub use limits::{
     LONGEST_COMMAND_LINE, MAX_PROTOCOL_ERRORS, MAX_REPLY_OCTETS_PER_CALL_FIXED, MAX_REPLY_OCTETS_PER_INPUT_OCTET,
-    max_reply_octets,
+    SASL_RESPONSE_LINE, max_reply_octets,
 };
+pub use question::{Answer, Credentials, Hello, MailRequest, Question, RcptRequest, Reason, Refusal};
 pub use session::Session;

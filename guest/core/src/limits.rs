@@ -12,7 +12,7 @@
 //! 512. Where an RFC gives no figure, the allowance is the longest text its
 //! parameters can take, space included.
 
-use crate::config::Extensions;
+use crate::config::{Config, Extensions};
 
 /// The longest command line, CR LF included (RFC 5321 section 4.5.3.1.4).
 pub(crate) const COMMAND_LINE: usize = 512;
@@ -66,6 +66,19 @@ pub(crate) const MAX_LABEL: usize = 63;
 /// the reply bound, has a known maximum whatever the host configures.
 pub(crate) const MAX_HOSTNAME: usize = MAX_DOMAIN;
 
+/// The most of a host's refusal text that reaches a reply (wit/session.wit,
+/// `refusal`), in octets of printable ASCII: room for a URL, and a known
+/// maximum for the reply bound.
+pub(crate) const MAX_HOST_TEXT: usize = 200;
+
+/// The longest identity recorded after AUTH from the host's answer text.
+pub(crate) const MAX_IDENTITY: usize = MAX_DOMAIN;
+
+/// RFC 4954 section 4: a server must take SASL response lines of up to
+/// 12,288 octets. The line reader holds that much only while AUTH is
+/// offered; command lines keep their own limits.
+pub const SASL_RESPONSE_LINE: usize = 12_288;
+
 /// Protocol errors a session tolerates: after the 20th reply in 500-504
 /// or 555 (a command the client got wrong: unknown, malformed, out of
 /// sequence, not implemented, bad parameter, line too long) the session
@@ -79,8 +92,8 @@ pub const MAX_PROTOCOL_ERRORS: u32 = 20;
 /// of one call total at most
 /// `MAX_REPLY_OCTETS_PER_INPUT_OCTET * input + MAX_REPLY_OCTETS_PER_CALL_FIXED`,
 /// where `input` is what the call processes (`feed`: its input;
-/// `complete`: the input kept behind the message, never more than the
-/// input of the `feed` call that returned `MessageEnd`; the other calls: 0).
+/// `answer`: the input kept behind the question, never more than the
+/// input of the `feed` call that asked; the other calls: 0).
 ///
 /// Why it holds: every reply answers input that ended in this call (a
 /// command line, the end of DATA, the end of a BDAT chunk), and none is
@@ -89,7 +102,7 @@ pub const MAX_PROTOCOL_ERRORS: u32 = 20;
 /// allowed) gets the EHLO reply, at most 424 octets with every extension
 /// and a 255-octet hostname. What is not paid for by its own octets within
 /// the call fits in the fixed part: one reply whose input began in an
-/// earlier call, the final reply `complete` writes for a verdict, the
+/// earlier call, the reply `answer` writes for the host's decision, the
 /// greeting, a 421, each at most a few hundred octets.
 pub const MAX_REPLY_OCTETS_PER_INPUT_OCTET: usize = 64;
 /// The fixed part of the reply bound (see
@@ -126,6 +139,13 @@ pub(crate) fn command_line(line: &[u8], ext: &Extensions) -> usize {
 /// line any verb may have.
 pub(crate) fn longest_command_line(ext: &Extensions) -> usize {
     command_line(b"MAIL", ext).max(command_line(b"RCPT", ext))
+}
+
+/// The most the line reader must hold for this configuration: the longest
+/// command line, or a SASL response line when AUTH is offered.
+pub(crate) fn longest_line(config: &Config) -> usize {
+    let command = longest_command_line(&config.extensions);
+    if config.auth_mechanisms.any() { command.max(SASL_RESPONSE_LINE) } else { command }
 }
 
 /// Parses `1*DIGIT` (RFC 1870 `size-value`, RFC 3030 `chunk-size`),

@@ -87,14 +87,14 @@ mod tests {
         out.data(b"ab".to_vec());
         out.data(Vec::new());
         out.data(b"c".to_vec());
-        out.push(Action::MessageEnd);
+        out.push(Action::MessageAbort);
         out.reply(&Reply::OK);
         assert_eq!(
             out.finish(),
             vec![
                 Action::Send(b"250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n".to_vec()),
                 Action::MessageData(b"abc".to_vec()),
-                Action::MessageEnd,
+                Action::MessageAbort,
                 Action::Send(b"250 2.0.0 Ok\r\n".to_vec()),
             ]
         );

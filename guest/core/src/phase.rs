@@ -5,24 +5,22 @@
 //!
 //! ```text
 //! ExpectHello --HELO/EHLO--> ExpectMail --MAIL--> ExpectRcpt --RCPT--> ExpectContent
-//!      ^                         ^  ^                                  |        |
-//!      |                         |  +--- final reply -- AwaitVerdict <-+- DATA/BDAT
-//!  tls_started            AwaitTls <--STARTTLS (from ExpectHello/ExpectMail)
+//!      ^                       ^  ^  |                                    |        |
+//!      |                       |  |  +--AUTH--> AuthResponse              |   DATA/BDAT
+//!  tls_started         AwaitTls   +--- final reply ---- Asking(MessageEnd) <--+
 //! ```
+//!
+//! Every step the host decides goes through `Asking(Pending)`: the pending
+//! step keeps what the session needs to go on once the host answers.
 
+use crate::auth::Exchange;
 use crate::bdat::ChunkReader;
 use crate::dot::DotDecoder;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Recipient};
 use crate::prelude::*;
+use crate::question::Hello;
+use crate::refusal::Step;
 use crate::reply::Reply;
-
-/// What the client said in HELO or EHLO.
-#[derive(Clone, Debug)]
-pub(crate) struct Hello {
-    pub name: String,
-    /// EHLO rather than HELO (RFC 3848: ESMTP rather than SMTP).
-    pub extended: bool,
-}
 
 /// A mail transaction being built (RFC 5321 section 3.3).
 #[derive(Clone, Debug)]
@@ -37,6 +35,39 @@ pub(crate) struct Chunking {
     pub hello: Hello,
     /// Octets received in earlier chunks, for the size limit.
     pub received: u64,
+}
+
+/// A step waiting for the host's answer, with what the session resumes
+/// from: accepted, the step completes; refused, the session goes back to
+/// where it was before the command.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// Before the greeting.
+    Connect,
+    /// HELO/EHLO: refused, the session has no greeting.
+    Hello(Hello),
+    /// MAIL: the transaction it would start.
+    Mail(Transaction),
+    /// RCPT: the transaction and the recipient it would gain.
+    Rcpt(Transaction, Recipient),
+    /// AUTH: the greeting to return to, and the identity the client asked
+    /// to act as.
+    Auth(Hello, String),
+    /// The message is complete: the greeting to return to.
+    MessageEnd(Hello),
+}
+
+impl Pending {
+    pub fn step(&self) -> Step {
+        match self {
+            Pending::Connect => Step::Connect,
+            Pending::Hello(_) => Step::Helo,
+            Pending::Mail(_) => Step::Mail,
+            Pending::Rcpt(..) => Step::Rcpt,
+            Pending::Auth(..) => Step::Auth,
+            Pending::MessageEnd(_) => Step::MessageEnd,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -59,10 +90,15 @@ pub(crate) enum Phase {
     /// `abort`: the chunk failed a message already begun, which is aborted
     /// once the chunk is over (the client is still sending its content).
     SkippingChunk { reader: ChunkReader, reply: Reply, then: Box<Phase>, abort: bool },
-    /// `MessageEnd` was emitted: input is stashed until `complete`.
-    AwaitVerdict(Hello),
+    /// AUTH sent a 334: the next line is a SASL response, not a command.
+    AuthResponse { hello: Hello, exchange: Exchange },
+    /// A question is out: input is stashed until `answer`.
+    Asking(Pending),
     /// STARTTLS accepted: nothing more is read until `tls_started`.
     AwaitTls,
+    /// The host refused the connection for good (554 greeting): only QUIT
+    /// is served (RFC 5321 section 3.1).
+    Refused,
     /// QUIT, timeout or shutdown: nothing more happens.
     Closed,
 }

@@ -55,6 +55,7 @@ impl Reply {
     pub const SYNTAX_MAIL: Reply = reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
     pub const SYNTAX_RCPT: Reply = reply(501, "5.5.4", "Syntax: RCPT TO:<address>");
     pub const SYNTAX_BDAT: Reply = reply(501, "5.5.4", "Syntax: BDAT size [LAST]");
+    pub const SYNTAX_AUTH: Reply = reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
     pub const SYNTAX_VRFY: Reply = reply(501, "5.5.4", "Syntax: VRFY address");
     pub const NO_PARAMETERS: Reply = reply(501, "5.5.4", "Syntax: no parameters allowed");
     pub const BAD_SENDER: Reply = reply(501, "5.1.7", "Bad sender address syntax");
@@ -79,6 +80,17 @@ impl Reply {
     pub const BINARYMIME_NEEDS_BDAT: Reply = reply(503, "5.5.1", "Error: BODY=BINARYMIME requires BDAT");
     pub const TRANSACTION_IN_PROGRESS: Reply = reply(503, "5.5.1", "Error: MAIL transaction in progress");
     pub const TLS_ALREADY_ACTIVE: Reply = reply(503, "5.5.1", "Error: TLS already active");
+    pub const ALREADY_AUTHENTICATED: Reply = reply(503, "5.5.1", "Error: already authenticated");
+    /// RFC 5321 section 3.1: after a 554 greeting only QUIT is served.
+    pub const ONLY_QUIT: Reply = reply(503, "5.5.1", "Error: no service here, send QUIT");
+
+    // AUTH (RFC 4954 sections 4 and 6).
+    pub const AUTH_OK: Reply = reply(235, "2.7.0", "Authentication successful");
+    pub const UNKNOWN_MECHANISM: Reply = reply(504, "5.5.4", "Unrecognized authentication type");
+    pub const AUTH_CANCELLED: Reply = reply(501, "5.0.0", "Authentication cancelled");
+    pub const CANNOT_DECODE: Reply = reply(501, "5.5.2", "Cannot decode response");
+    pub const AUTH_NEEDS_TLS: Reply =
+        reply(538, "5.7.11", "Encryption required for requested authentication mechanism");
 
     // Limits.
     pub const TOO_MANY_RECIPIENTS: Reply = reply(452, "4.5.3", "Error: too many recipients");
@@ -90,11 +102,6 @@ impl Reply {
     pub const BARE_LINE_ENDING: Reply = reply(554, "5.6.0", "Error: bare CR or LF in message content");
     pub const NUL_IN_MESSAGE: Reply = reply(554, "5.6.0", "Error: NUL in message content");
 
-    // Final replies chosen by the host's verdict.
-    pub const INSUFFICIENT_STORAGE: Reply = reply(452, "4.3.1", "Insufficient system storage");
-    pub const TEMPORARY_FAILURE: Reply = reply(451, "4.3.0", "Temporary failure, please try again later");
-    pub const PERMANENT_FAILURE: Reply = reply(554, "5.3.0", "Transaction failed");
-
     /// The opening 220, without enhanced code (RFC 2034 section 3).
     pub fn greeting(hostname: &str) -> Reply {
         Reply { code: 220, enhanced: None, text: Cow::Owned(format!("{hostname} ESMTP smtpcell")) }
@@ -103,6 +110,12 @@ impl Reply {
     /// The 250 to HELO, without enhanced code (RFC 2034 section 3).
     pub fn helo(hostname: &str) -> Reply {
         Reply { code: 250, enhanced: None, text: Cow::Owned(hostname.to_string()) }
+    }
+
+    /// A SASL challenge (RFC 4954 section 4): `334 ` and base64 text, no
+    /// enhanced code (RFC 3463 has no class 3).
+    pub fn challenge(base64: &'static str) -> Reply {
+        Reply { code: 334, enhanced: None, text: Cow::Borrowed(base64) }
     }
 
     /// The same code and enhanced code with a text built at run time.

@@ -7,7 +7,7 @@ mod common;
 use common::split;
 use proptest::prelude::*;
 use smtp_core::{
-    Action, Config, MAX_PROTOCOL_ERRORS, MAX_REPLY_OCTETS_PER_CALL_FIXED, PeerInfo, Session, Verdict, max_reply_octets,
+    Action, Config, MAX_PROTOCOL_ERRORS, MAX_REPLY_OCTETS_PER_CALL_FIXED, PeerInfo, Question, Session, max_reply_octets,
 };
 
 fn config() -> Config {
@@ -29,7 +29,7 @@ fn sent(actions: &[Action]) -> Vec<u8> {
         .concat()
 }
 
-/// Runs `pieces` one `feed` each, answering every `MessageEnd` at once,
+/// Runs `pieces` one `feed` each, answering every question at once,
 /// and asserts the reply bound on every call. Returns all replies.
 fn bounded_run(config: Config, pieces: &[&[u8]]) -> Vec<u8> {
     let mut session = session(config);
@@ -46,12 +46,15 @@ fn bounded_run(config: Config, pieces: &[&[u8]]) -> Vec<u8> {
             piece.len()
         );
         output.extend_from_slice(&replies);
-        while actions.last() == Some(&Action::MessageEnd) {
-            // `complete` processes at most what the feed that ended the
-            // message brought.
-            actions = session.complete(Verdict::Accepted("Q1".to_string()));
+        while let Some(Action::Ask(question)) = actions.last() {
+            // `answer` processes at most what the feed that asked brought.
+            let answer = match question {
+                Question::MessageEnd => smtp_core::Answer::Accept(Some("Q1".to_string())),
+                _ => smtp_core::Answer::ACCEPT,
+            };
+            actions = session.answer(answer);
             replies = sent(&actions);
-            assert!(replies.len() <= max_reply_octets(piece.len()), "complete: {} octets", replies.len());
+            assert!(replies.len() <= max_reply_octets(piece.len()), "answer: {} octets", replies.len());
             output.extend_from_slice(&replies);
         }
         if actions.last() == Some(&Action::Close) {
@@ -69,6 +72,8 @@ fn bounded_run(config: Config, pieces: &[&[u8]]) -> Vec<u8> {
 fn widest() -> Config {
     let mut config = Config { hostname: "h".repeat(400), max_message_size: u64::MAX, ..Config::default() };
     config.extensions.starttls = true;
+    config.auth_mechanisms = smtp_core::AuthMechanisms { plain: true, login: true };
+    config.auth_without_tls = true;
     config
 }
 
@@ -115,7 +120,9 @@ proptest! {
         wide in any::<bool>(),
     ) {
         let input = tokens.concat();
-        let config = if wide { widest() } else { config() };
+        let mut config = if wide { widest() } else { config() };
+        // Every step asked (and accepted): answers process parked input.
+        config.questions = smtp_core::Questions { connect: wide, helo: wide, mail: wide, rcpt: wide };
         bounded_run(config.clone(), &split(&input, &cuts));
         bounded_run(config, &input.chunks(1).collect::<Vec<_>>());
     }

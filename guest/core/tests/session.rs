@@ -6,7 +6,11 @@ mod common;
 
 use common::split;
 use proptest::prelude::*;
-use smtp_core::{Action, BodyType, Config, DsnReturn, Envelope, PeerInfo, Recipient, Session, Verdict, info};
+use smtp_core::contract::{Call, Checker, Step};
+use smtp_core::{
+    Action, Answer, BodyType, Config, DsnReturn, Envelope, PeerInfo, Question, Reason, Recipient, Session, TlsInfo,
+    info,
+};
 
 fn config() -> Config {
     Config { hostname: "smtpcell.test".to_string(), ..Config::default() }
@@ -28,57 +32,73 @@ struct Observed {
     closed: bool,
 }
 
-/// Feeds `pieces` one call each, answering every MessageEnd with the next
-/// verdict (or an accepted one), and checks the contract's ordering rules.
-fn drive(config: Config, pieces: &[&[u8]], verdicts: &[Verdict]) -> Observed {
+/// Feeds `pieces` one call each, answering every question with the next
+/// answer (or accepting: with the queue id `id` at the end of a message),
+/// and checks every call with the contract's ordering checker.
+fn drive(config: Config, pieces: &[&[u8]], answers: &[Answer]) -> Observed {
+    let mut checker = Checker::new(config.max_message_size, config.max_recipients);
     let mut session = Session::new(config, peer());
     let mut seen = Observed::default();
     let mut open: Option<Vec<u8>> = None;
-    let mut pending = session.greeting();
+    let mut answers = answers.iter();
+    let mut actions = session.greeting();
+    let mut call = Call::Greeting;
     let mut pieces = pieces.iter();
     loop {
-        let mut queue = std::mem::take(&mut pending);
-        while !queue.is_empty() {
-            let mut follow_up = Vec::new();
-            for action in queue {
-                assert!(!seen.closed, "action after Close");
-                match action {
-                    Action::Send(bytes) => {
-                        assert_well_formed(&bytes);
-                        seen.output.extend_from_slice(&bytes);
-                    }
-                    Action::MessageBegin(envelope) => {
-                        assert!(open.is_none(), "MessageBegin inside a message");
-                        assert!(!envelope.recipients.is_empty(), "message without recipients");
-                        seen.envelopes.push(envelope);
-                        seen.begins += 1;
-                        open = Some(Vec::new());
-                    }
-                    Action::MessageData(bytes) => {
-                        assert!(!bytes.is_empty());
-                        open.as_mut().expect("data outside a message").extend_from_slice(&bytes);
-                    }
-                    Action::MessageEnd => {
-                        seen.stored.push(open.take().expect("end outside a message"));
-                        let verdict = verdicts.get(seen.ends).cloned().unwrap_or(Verdict::Accepted("id".into()));
-                        seen.ends += 1;
-                        follow_up.extend(session.complete(verdict));
-                    }
-                    Action::MessageAbort => {
-                        open.take().expect("abort outside a message");
-                        seen.aborts += 1;
-                    }
-                    Action::StartTls => follow_up.extend(session.tls_started()),
-                    Action::Close => seen.closed = true,
+        if let Err(violation) = checker.check(call, actions.iter().map(Step::of)) {
+            panic!("{violation} in {actions:?}");
+        }
+        let mut next = None;
+        for action in actions {
+            match action {
+                Action::Send(bytes) => {
+                    assert_well_formed(&bytes);
+                    seen.output.extend_from_slice(&bytes);
                 }
+                Action::MessageBegin(envelope) => {
+                    seen.envelopes.push(envelope);
+                    seen.begins += 1;
+                    open = Some(Vec::new());
+                }
+                Action::MessageData(bytes) => {
+                    assert!(!bytes.is_empty());
+                    open.as_mut().expect("checked").extend_from_slice(&bytes);
+                }
+                Action::Ask(question) => {
+                    let default = match question {
+                        Question::MessageEnd => Answer::Accept(Some("id".into())),
+                        _ => Answer::ACCEPT,
+                    };
+                    let answer = answers.next().cloned().unwrap_or(default);
+                    if question == Question::MessageEnd {
+                        let content = open.take().expect("checked");
+                        if matches!(answer, Answer::Accept(_)) {
+                            seen.stored.push(content);
+                        }
+                        seen.ends += 1;
+                    }
+                    next = Some((Call::Answer, session.answer(answer)));
+                }
+                Action::MessageAbort => {
+                    open = None;
+                    seen.aborts += 1;
+                }
+                Action::StartTls => next = Some((Call::NoInput, session.tls_started(tls()))),
+                Action::Close => seen.closed = true,
             }
-            queue = follow_up;
         }
-        match pieces.next() {
-            Some(piece) if !seen.closed => pending = session.feed(piece),
-            _ => return seen,
-        }
+        (call, actions) = match next {
+            Some(next) => next,
+            None => match pieces.next() {
+                Some(piece) if !seen.closed => (Call::Feed(piece.len()), session.feed(piece)),
+                _ => return seen,
+            },
+        };
     }
+}
+
+fn tls() -> TlsInfo {
+    TlsInfo { version: "TLSv1.3".into(), cipher: "TLS_AES_256_GCM_SHA384".into() }
 }
 
 /// Every Send is a sequence of complete `ddd[ -]text CRLF` lines.
@@ -163,13 +183,13 @@ fn replies_of_one_call_are_one_send_and_content_one_chunk() {
     assert!(matches!(actions.as_slice(), [Action::Send(_), Action::MessageBegin(_), Action::MessageData(_)]));
     assert_eq!(actions[2], Action::MessageData(b"line 1\r\n.line 2\r\nline 3\r\n".to_vec()));
     let actions = session.feed(b".\r\nNOOP\r\nNOOP\r\n");
-    assert_eq!(actions, vec![Action::MessageEnd]);
-    // The host must not feed now; complete() answers and runs the stash.
+    assert_eq!(actions, vec![Action::Ask(Question::MessageEnd)]);
+    // The host must not feed now; answer() replies and runs the stash.
     assert_eq!(
-        session.complete(Verdict::Accepted("Q9".into())),
+        session.answer(Answer::Accept(Some("Q9".into()))),
         vec![Action::Send(b"250 2.0.0 Ok: queued as Q9\r\n250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n".to_vec())]
     );
-    assert_eq!(session.complete(Verdict::Accepted("again".into())), vec![], "no message pending");
+    assert_eq!(session.answer(Answer::Accept(Some("again".into()))), vec![], "no question pending");
 }
 
 #[test]
@@ -197,6 +217,8 @@ fn envelope_records_everything_mail_and_rcpt_said() {
             declared_size: Some(100),
             dsn_return: Some(DsnReturn::Full),
             dsn_envid: Some("abc".into()),
+            tls: None,
+            authenticated: None,
         }]
     );
     let helo = whole(b"HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<b@d>\r\nDATA\r\n.\r\n");
@@ -229,7 +251,7 @@ fn starttls_discards_pipelined_plaintext_and_resets() {
         vec![Action::Send(b"220 2.0.0 Ready to start TLS\r\n".to_vec()), Action::StartTls]
     );
     assert_eq!(session.feed(b"NOOP\r\n"), vec![], "nothing is read before the handshake");
-    assert_eq!(session.tls_started(), vec![]);
+    assert_eq!(session.tls_started(tls()), vec![]);
     assert_eq!(
         session.feed(b"MAIL FROM:<a@b>\r\n"),
         vec![Action::Send(b"503 5.5.1 Error: send HELO/EHLO first\r\n".to_vec())]
@@ -307,7 +329,7 @@ fn endless_input_without_line_breaks_costs_one_reply() {
 #[test]
 fn info_reports_contract() {
     let info = info();
-    assert_eq!((info.name, info.contract), ("smtpcell-guest", "smtp:session@1.0.0"));
+    assert_eq!((info.name, info.contract), ("smtpcell-guest", "smtp:session@2.0.0"));
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(info.capabilities[0], "PIPELINING");
 }
@@ -339,12 +361,12 @@ fn token() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn verdict() -> impl Strategy<Value = Verdict> {
+/// Any answer to any question: accept (with or without text) or any
+/// reason, either way.
+fn answer() -> impl Strategy<Value = Answer> {
     prop_oneof![
-        "[a-zA-Z0-9$]{0,5}".prop_map(Verdict::Accepted),
-        Just(Verdict::InsufficientStorage),
-        Just(Verdict::TemporaryFailure),
-        Just(Verdict::PermanentFailure),
+        proptest::option::of("[a-zA-Z0-9$]{0,5}").prop_map(Answer::Accept),
+        (0..Reason::ALL.len(), any::<bool>()).prop_map(|(i, permanent)| Answer::refuse(Reason::ALL[i], permanent)),
     ]
 }
 
@@ -355,7 +377,8 @@ proptest! {
     fn any_split_gives_the_same_session(
         tokens in proptest::collection::vec(token(), 0..40),
         cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..6),
-        verdicts in proptest::collection::vec(verdict(), 0..4),
+        verdicts in proptest::collection::vec(answer(), 0..6),
+        asked in any::<[bool; 4]>(),
         small in any::<bool>(),
         transaction in any::<bool>(),
     ) {
@@ -368,6 +391,8 @@ proptest! {
         } else {
             config()
         };
+        let mut config = config;
+        config.questions = smtp_core::Questions { connect: asked[0], helo: asked[1], mail: asked[2], rcpt: asked[3] };
         let pieces = split(&input, &cuts);
         let expected = drive(config.clone(), &[&input], &verdicts);
         prop_assert_eq!(&drive(config.clone(), &pieces, &verdicts), &expected);

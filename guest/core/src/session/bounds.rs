@@ -7,7 +7,9 @@
 //! its input and handed to the host; the host bounds it by its read size.
 
 use super::*;
+use crate::envelope::{Envelope, Recipient};
 use crate::limits::LONGEST_COMMAND_LINE as MAX_COMMAND_LINE;
+use crate::question::Question;
 
 const MB: usize = 1 << 20;
 
@@ -114,16 +116,16 @@ fn recipients_past_the_limit_cost_nothing() {
 }
 
 #[test]
-fn input_behind_a_message_is_kept_only_until_the_verdict() {
+fn input_behind_a_question_is_kept_only_until_the_answer() {
     let mut session = session(Config::default());
     let mut input = b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nhi\r\n.\r\n".to_vec();
     let behind = input.len();
     input.extend(std::iter::repeat_n(b"NOOP\r\n", MB / 6).flatten());
     let actions = session.feed(&input);
-    assert_eq!(actions.last(), Some(&Action::MessageEnd));
+    assert_eq!(actions.last(), Some(&Action::Ask(Question::MessageEnd)));
     // The stash holds at most what this one call brought.
     assert!(session.stash.len() <= input.len() - behind);
-    let replies = session.complete(Verdict::Accepted("Q1".to_string()));
+    let replies = session.answer(Answer::Accept(Some("Q1".to_string())));
     assert_eq!(sent(&replies).matches("250 2.0.0 Ok\r\n").count(), MB / 6);
     assert_eq!(session.stash.capacity(), 0, "the stash outlived the verdict");
     assert_eq!(retained(&session), 0);

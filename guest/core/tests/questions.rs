@@ -1,0 +1,188 @@
+//! The question/answer round trip (wit/session.wit `ask` and `answer`):
+//! what each answer leads to at each step, input parked behind a question,
+//! and AUTH's SASL framing. The transcripts in tests/transcripts show the
+//! same for every driver; these check what they cannot (envelopes,
+//! credentials, TLS).
+
+use smtp_core::{
+    Action, Answer, AuthMechanisms, Config, Credentials, PeerInfo, Question, Questions, Reason, Session, TlsInfo,
+};
+
+fn session(questions: Questions, auth: bool) -> Session {
+    let config = Config {
+        hostname: "mx.test".into(),
+        questions,
+        auth_mechanisms: AuthMechanisms { plain: auth, login: auth },
+        ..Config::default()
+    };
+    Session::new(config, PeerInfo { ip: "192.0.2.1".into(), port: 1 })
+}
+
+fn all() -> Questions {
+    Questions { connect: true, helo: true, mail: true, rcpt: true }
+}
+
+fn text(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn asked(actions: &[Action]) -> Option<&Question> {
+    match actions.last() {
+        Some(Action::Ask(q)) => Some(q),
+        _ => None,
+    }
+}
+
+fn tls() -> TlsInfo {
+    TlsInfo { version: "TLSv1.3".into(), cipher: "TLS_AES_128_GCM_SHA256".into() }
+}
+
+#[test]
+fn pipelined_commands_wait_behind_each_question() {
+    let mut s = session(all(), false);
+    assert_eq!(s.greeting(), [Action::Ask(Question::Connect)]);
+    let actions = s.answer(Answer::ACCEPT);
+    assert_eq!(text(&actions), "220 mx.test ESMTP smtpcell\r\n");
+    // One write with the whole transaction: each step asks in turn.
+    let actions =
+        s.feed(b"HELO c.test\r\nMAIL FROM:<a@c.test>\r\nRCPT TO:<x@mx.test>\r\nRCPT TO:<y@mx.test>\r\nNOOP\r\n");
+    assert!(matches!(asked(&actions), Some(Question::Helo(h)) if h.domain == "c.test" && !h.extended));
+    let actions = s.answer(Answer::ACCEPT);
+    assert!(text(&actions).starts_with("250 mx.test\r\n"));
+    let Some(Question::Mail(mail)) = asked(&actions) else { panic!("{actions:?}") };
+    assert_eq!((mail.helo.as_str(), mail.reverse_path.as_str()), ("c.test", "a@c.test"));
+    let actions = s.answer(Answer::ACCEPT);
+    let Some(Question::Rcpt(rcpt)) = asked(&actions) else { panic!("{actions:?}") };
+    assert_eq!((rcpt.recipient.address.as_str(), rcpt.accepted), ("x@mx.test", 0));
+    let actions = s.answer(Answer::refuse(Reason::NoSuchUser, true));
+    assert_eq!(text(&actions), "550 5.1.1 No such user here\r\n");
+    let Some(Question::Rcpt(rcpt)) = asked(&actions) else { panic!("{actions:?}") };
+    assert_eq!((rcpt.recipient.address.as_str(), rcpt.accepted), ("y@mx.test", 0), "the refused one was not added");
+    let actions = s.answer(Answer::ACCEPT);
+    assert_eq!(text(&actions), "250 2.1.5 Ok\r\n250 2.0.0 Ok\r\n");
+    assert_eq!(asked(&actions), None);
+    let actions = s.feed(b"DATA\r\nhi\r\n.\r\n");
+    let Some(Action::MessageBegin(envelope)) = actions.get(1) else { panic!("{actions:?}") };
+    assert_eq!(envelope.recipients.len(), 1);
+    assert_eq!(asked(&actions), Some(&Question::MessageEnd));
+    let actions = s.answer(Answer::Refuse(smtp_core::Refusal {
+        reason: Reason::Policy,
+        permanent: true,
+        text: Some("see https://mx.test/why".into()),
+    }));
+    assert_eq!(text(&actions), "550 5.7.1 Refused by local policy: see https://mx.test/why\r\n");
+}
+
+#[test]
+fn refused_steps_leave_the_session_where_it_was() {
+    let mut s = session(Questions { helo: true, mail: true, ..Questions::default() }, false);
+    s.greeting();
+    s.feed(b"EHLO c\r\n");
+    let actions = s.answer(Answer::refuse(Reason::Policy, false));
+    assert_eq!(text(&actions), "451 4.7.1 Refused by local policy\r\n");
+    assert_eq!(text(&s.feed(b"MAIL FROM:<a@b>\r\n")), "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    s.feed(b"EHLO c\r\n");
+    s.answer(Answer::ACCEPT);
+    s.feed(b"MAIL FROM:<a@b>\r\n");
+    assert_eq!(text(&s.answer(Answer::refuse(Reason::SenderRefused, true))), "550 5.7.23 Sender not authorized\r\n");
+    assert_eq!(text(&s.feed(b"RCPT TO:<c@d>\r\n")), "503 5.5.1 Error: need MAIL command\r\n");
+}
+
+#[test]
+fn a_refused_connection_serves_only_quit_or_closes() {
+    let mut s = session(all(), false);
+    s.greeting();
+    let actions = s.answer(Answer::refuse(Reason::Policy, true));
+    assert_eq!(text(&actions), "554 5.7.1 mx.test Refused by local policy\r\n");
+    assert_eq!(
+        text(&s.feed(b"EHLO c\r\nMAIL FROM:<a@b>\r\n")),
+        "503 5.5.1 Error: no service here, send QUIT\r\n".repeat(2)
+    );
+    let actions = s.feed(b"QUIT\r\n");
+    assert_eq!(actions.last(), Some(&Action::Close));
+    let mut s = session(all(), false);
+    s.greeting();
+    let actions = s.answer(Answer::refuse(Reason::RateLimited, false));
+    assert_eq!(text(&actions), "421 4.7.1 mx.test Rate limit exceeded, try again later\r\n");
+    assert_eq!(actions.last(), Some(&Action::Close));
+}
+
+fn credentials(actions: &[Action]) -> Credentials {
+    match asked(actions) {
+        Some(Question::Auth(credentials)) => credentials.clone(),
+        _ => panic!("no AUTH question: {actions:?}"),
+    }
+}
+
+#[test]
+fn auth_is_offered_after_tls_and_asks_the_host() {
+    let mut s = session(Questions::default(), true);
+    s.greeting();
+    assert!(!text(&s.feed(b"EHLO c\r\n")).contains("AUTH"), "no AUTH on plaintext");
+    assert_eq!(
+        text(&s.feed(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n")),
+        "538 5.7.11 Encryption required for requested authentication mechanism\r\n"
+    );
+    let mut s = session(Questions::default(), true);
+    assert_eq!(s.tls_started(tls()), [], "implicit TLS, before the greeting");
+    s.greeting();
+    assert!(text(&s.feed(b"EHLO c\r\n")).contains("250-AUTH PLAIN LOGIN\r\n"));
+    let actions = s.feed(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+    let creds = credentials(&actions);
+    assert_eq!((creds.authentication_id.as_str(), creds.secret.as_str()), ("alice", "secret"));
+    assert_eq!(
+        text(&s.answer(Answer::refuse(Reason::AuthFailed, true))),
+        "535 5.7.8 Authentication credentials invalid\r\n"
+    );
+    // LOGIN, then accepted: the identity and TLS reach the envelope.
+    assert_eq!(text(&s.feed(b"AUTH LOGIN\r\n")), "334 VXNlcm5hbWU6\r\n");
+    assert_eq!(text(&s.feed(b"YWxpY2U=\r\n")), "334 UGFzc3dvcmQ6\r\n");
+    let creds = credentials(&s.feed(b"c2VjcmV0\r\n"));
+    assert_eq!(creds.mechanism, "LOGIN");
+    assert_eq!(text(&s.answer(Answer::ACCEPT)), "235 2.7.0 Authentication successful\r\n");
+    assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n")), "503 5.5.1 Error: already authenticated\r\n");
+    let actions = s.feed(b"MAIL FROM:<alice@c>\r\nRCPT TO:<b@d>\r\nDATA\r\n");
+    let Some(Action::MessageBegin(envelope)) = actions.get(1) else { panic!("{actions:?}") };
+    assert_eq!(envelope.protocol, "ESMTPSA");
+    assert_eq!(envelope.authenticated.as_deref(), Some("alice"));
+    assert_eq!(envelope.tls, Some(tls()));
+}
+
+#[test]
+fn auth_cancel_and_framing_errors_end_the_exchange() {
+    let mut s = session(Questions::default(), true);
+    s.tls_started(tls());
+    s.greeting();
+    s.feed(b"EHLO c\r\n");
+    assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n")), "334 \r\n");
+    assert_eq!(text(&s.feed(b"*\r\n")), "501 5.0.0 Authentication cancelled\r\n");
+    assert_eq!(text(&s.feed(b"AUTH CRAM-MD5\r\n")), "504 5.5.4 Unrecognized authentication type\r\n");
+    assert_eq!(text(&s.feed(b"AUTH LOGIN\r\n!!\r\n")), "334 VXNlcm5hbWU6\r\n501 5.5.2 Cannot decode response\r\n");
+    // The host names the identity: printable ASCII only.
+    let actions = s.feed(b"AUTH PLAIN YWRtaW4AYWxpY2UAc2VjcmV0\r\n");
+    assert_eq!(credentials(&actions).authorization_id, "admin");
+    s.answer(Answer::Accept(Some("alice@mx.test\r\n".into())));
+    let actions = s.feed(b"MAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nDATA\r\n");
+    let Some(Action::MessageBegin(envelope)) = actions.get(1) else { panic!("{actions:?}") };
+    assert_eq!(envelope.authenticated.as_deref(), Some("alice@mx.test"));
+}
+
+#[test]
+fn auth_during_a_transaction_or_before_ehlo_is_out_of_sequence() {
+    let mut s = session(Questions::default(), true);
+    s.tls_started(tls());
+    s.greeting();
+    assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n")), "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    s.feed(b"EHLO c\r\nMAIL FROM:<a@b>\r\n");
+    assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n")), "503 5.5.1 Error: MAIL transaction in progress\r\n");
+    let mut s = session(Questions::default(), false);
+    s.greeting();
+    s.feed(b"EHLO c\r\n");
+    assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n")), "502 5.5.1 Error: command not implemented\r\n");
+}
