@@ -83,18 +83,21 @@ impl GuestSession for Session {
         self.with(|s| s.feed(&input))
     }
 
-    fn complete(&self, verdict: wit::Verdict) -> Vec<wit::Action> {
-        let verdict = match verdict {
-            wit::Verdict::Accepted(id) => smtp_core::Verdict::Accepted(id),
-            wit::Verdict::InsufficientStorage => smtp_core::Verdict::InsufficientStorage,
-            wit::Verdict::TemporaryFailure => smtp_core::Verdict::TemporaryFailure,
-            wit::Verdict::PermanentFailure => smtp_core::Verdict::PermanentFailure,
+    fn answer(&self, decision: wit::Answer) -> Vec<wit::Action> {
+        let answer = match decision {
+            wit::Answer::Accept(text) => smtp_core::Answer::Accept(text),
+            wit::Answer::Refuse(r) => smtp_core::Answer::Refuse(smtp_core::Refusal {
+                reason: reason(r.reason),
+                permanent: r.permanent,
+                text: r.text,
+            }),
         };
-        self.with(|s| s.complete(verdict))
+        self.with(|s| s.answer(answer))
     }
 
-    fn tls_started(&self) -> Vec<wit::Action> {
-        self.with(|s| s.tls_started())
+    fn tls_started(&self, tls: wit::TlsInfo) -> Vec<wit::Action> {
+        let tls = smtp_core::TlsInfo { version: tls.version, cipher: tls.cipher };
+        self.with(|s| s.tls_started(tls))
     }
 
     fn timeout(&self) -> Vec<wit::Action> {
@@ -108,6 +111,7 @@ impl GuestSession for Session {
 
 fn core_config(config: wit::Config) -> smtp_core::Config {
     let ext = config.extensions;
+    let questions = config.questions;
     smtp_core::Config {
         hostname: config.hostname,
         max_message_size: config.max_message_size,
@@ -125,6 +129,36 @@ fn core_config(config: wit::Config) -> smtp_core::Config {
             help: ext.contains(wit::Extensions::HELP),
             starttls: ext.contains(wit::Extensions::STARTTLS),
         },
+        questions: smtp_core::Questions {
+            connect: questions.contains(wit::Questions::CONNECT),
+            helo: questions.contains(wit::Questions::HELO),
+            mail: questions.contains(wit::Questions::MAIL),
+            rcpt: questions.contains(wit::Questions::RCPT),
+        },
+        auth_mechanisms: smtp_core::AuthMechanisms {
+            plain: config.auth_mechanisms.contains(wit::AuthMechanisms::PLAIN),
+            login: config.auth_mechanisms.contains(wit::AuthMechanisms::LOGIN),
+        },
+        auth_without_tls: config.auth_without_tls,
+    }
+}
+
+fn reason(reason: wit::Reason) -> smtp_core::Reason {
+    use smtp_core::Reason as R;
+    use wit::Reason as W;
+    match reason {
+        W::RelayDenied => R::RelayDenied,
+        W::NoSuchUser => R::NoSuchUser,
+        W::MailboxFull => R::MailboxFull,
+        W::SenderRefused => R::SenderRefused,
+        W::Policy => R::Policy,
+        W::Greylisted => R::Greylisted,
+        W::RateLimited => R::RateLimited,
+        W::AuthFailed => R::AuthFailed,
+        W::AuthRequired => R::AuthRequired,
+        W::EncryptionRequired => R::EncryptionRequired,
+        W::StorageFull => R::StorageFull,
+        W::LocalError => R::LocalError,
     }
 }
 
@@ -132,36 +166,75 @@ fn action(action: smtp_core::Action) -> wit::Action {
     use smtp_core::Action as A;
     match action {
         A::Send(bytes) => wit::Action::Send(bytes),
+        A::Ask(question) => wit::Action::Ask(wit_question(question)),
         A::MessageBegin(envelope) => wit::Action::MessageBegin(wit_envelope(envelope)),
         A::MessageData(bytes) => wit::Action::MessageData(bytes),
-        A::MessageEnd => wit::Action::MessageEnd,
         A::MessageAbort => wit::Action::MessageAbort,
         A::StartTls => wit::Action::StartTls,
         A::Close => wit::Action::Close,
     }
 }
 
+fn wit_question(question: smtp_core::Question) -> wit::Question {
+    use smtp_core::Question as Q;
+    match question {
+        Q::Connect => wit::Question::Connect,
+        Q::Helo(h) => wit::Question::Helo(wit::Hello { domain: h.domain, extended: h.extended }),
+        Q::Mail(m) => wit::Question::Mail(wit::MailRequest {
+            helo: m.helo,
+            reverse_path: m.reverse_path,
+            body: body(m.body),
+            smtputf8: m.smtputf8,
+            declared_size: m.declared_size,
+            dsn_return: m.dsn_return.map(dsn_return),
+            dsn_envid: m.dsn_envid,
+        }),
+        Q::Rcpt(r) => wit::Question::Rcpt(wit::RcptRequest {
+            reverse_path: r.reverse_path,
+            recipient: recipient(r.recipient),
+            accepted: r.accepted,
+        }),
+        Q::Auth(c) => wit::Question::Auth(wit::Credentials {
+            mechanism: c.mechanism,
+            authorization_id: c.authorization_id,
+            authentication_id: c.authentication_id,
+            secret: c.secret,
+        }),
+        Q::MessageEnd => wit::Question::MessageEnd,
+    }
+}
+
+fn body(body: smtp_core::BodyType) -> wit::BodyType {
+    match body {
+        smtp_core::BodyType::SevenBit => wit::BodyType::SevenBit,
+        smtp_core::BodyType::EightBitMime => wit::BodyType::EightBitMime,
+        smtp_core::BodyType::BinaryMime => wit::BodyType::BinaryMime,
+    }
+}
+
+fn dsn_return(ret: smtp_core::DsnReturn) -> wit::DsnReturn {
+    match ret {
+        smtp_core::DsnReturn::Full => wit::DsnReturn::Full,
+        smtp_core::DsnReturn::Headers => wit::DsnReturn::Headers,
+    }
+}
+
+fn recipient(r: smtp_core::Recipient) -> wit::Recipient {
+    wit::Recipient { address: r.address, notify: r.notify, orcpt: r.orcpt }
+}
+
 fn wit_envelope(e: smtp_core::Envelope) -> wit::Envelope {
     wit::Envelope {
         helo: e.helo,
         reverse_path: e.reverse_path,
-        recipients: e
-            .recipients
-            .into_iter()
-            .map(|r| wit::Recipient { address: r.address, notify: r.notify, orcpt: r.orcpt })
-            .collect(),
+        recipients: e.recipients.into_iter().map(recipient).collect(),
         protocol: e.protocol,
-        body: match e.body {
-            smtp_core::BodyType::SevenBit => wit::BodyType::SevenBit,
-            smtp_core::BodyType::EightBitMime => wit::BodyType::EightBitMime,
-            smtp_core::BodyType::BinaryMime => wit::BodyType::BinaryMime,
-        },
+        body: body(e.body),
         smtputf8: e.smtputf8,
         declared_size: e.declared_size,
-        dsn_return: e.dsn_return.map(|r| match r {
-            smtp_core::DsnReturn::Full => wit::DsnReturn::Full,
-            smtp_core::DsnReturn::Headers => wit::DsnReturn::Headers,
-        }),
+        dsn_return: e.dsn_return.map(dsn_return),
         dsn_envid: e.dsn_envid,
+        tls: e.tls.map(|t| wit::TlsInfo { version: t.version, cipher: t.cipher }),
+        authenticated: e.authenticated,
     }
 }

@@ -67,7 +67,10 @@ pub fn fault(input: &[u8]) -> Option<Vec<Action>> {
         return Some(vec![Action::MessageData(b"orphan".to_vec())]);
     }
     if has(b"X-END-WITHOUT-BEGIN") {
-        return Some(vec![Action::MessageEnd]);
+        return Some(vec![Action::Ask(smtp_core::Question::MessageEnd)]);
+    }
+    if has(b"X-ASK-TWICE") {
+        return Some(vec![Action::Ask(smtp_core::Question::Connect), Action::Ask(smtp_core::Question::Connect)]);
     }
     if has(b"X-INJECT-HEADER") {
         return Some(vec![Action::MessageBegin(smtp_core::Envelope {
@@ -80,6 +83,8 @@ pub fn fault(input: &[u8]) -> Option<Vec<Action>> {
             declared_size: None,
             dsn_return: None,
             dsn_envid: None,
+            tls: None,
+            authenticated: None,
         })]);
     }
     if has(b"X-FILE") {
