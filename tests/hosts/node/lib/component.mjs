@@ -15,7 +15,7 @@ import { wasiImports } from "./wasi.mjs";
 
 const BUILD_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "build");
 const NAME = "smtp_component";
-const RECEIVER = "smtp:session/receiver@1.0.0";
+const RECEIVER = "smtp:session/receiver@2.0.0";
 
 /**
  * Transpiles `wasmPath` unless an identical .wasm was transpiled before, and
@@ -95,10 +95,13 @@ export class LoadedComponent {
 
 /**
  * The guest-side configuration record. `disabled` lists transcript names of
- * extensions; STARTTLS is never offered because these hosts cannot upgrade
- * the stream.
+ * extensions, `ask` the steps to ask about, `auth` the SASL mechanisms to
+ * offer (none by default: the host asks nothing but the end of a message).
+ * STARTTLS is never offered because these hosts cannot upgrade the stream.
  */
-export function guestConfig({ hostname, maxMessageSize, maxRecipients, maxLineLength, disabled = [] }) {
+export function guestConfig({
+  hostname, maxMessageSize, maxRecipients, maxLineLength, disabled = [], ask = [], auth = [], authWithoutTls = false,
+}) {
   const on = (name) => !disabled.includes(name);
   return {
     hostname,
@@ -117,8 +120,22 @@ export function guestConfig({ hostname, maxMessageSize, maxRecipients, maxLineLe
       help: on("help"),
       starttls: false,
     },
+    questions: {
+      connect: ask.includes("connect"),
+      helo: ask.includes("helo"),
+      mail: ask.includes("mail"),
+      rcpt: ask.includes("rcpt"),
+    },
+    authMechanisms: { plain: auth.includes("plain"), login: auth.includes("login") },
+    authWithoutTls,
   };
 }
+
+/**
+ * @typedef {{tag: "accept", val?: string}
+ *         | {tag: "refuse", val: {reason: string, permanent: boolean, text?: string}}} Decision
+ *   the WIT `answer` as jco lowers it (an absent `val` or `text` is `none`)
+ */
 
 /**
  * One session in its own instance. Every call returns the guest's actions;
@@ -140,8 +157,8 @@ export class GuestSession {
 
   greeting() { return this.#call((s) => s.greeting()); }
   feed(bytes) { return this.#call((s) => s.feed(bytes)); }
-  /** @param {{tag: string, val?: string}} verdict */
-  complete(verdict) { return this.#call((s) => s.complete(verdict)); }
+  /** @param {Decision} decision on the pending question */
+  answer(decision) { return this.#call((s) => s.answer(decision)); }
   timeout() { return this.#call((s) => s.timeout()); }
 
   #call(f) {

@@ -1,7 +1,8 @@
 // Drives one client connection the way host/src/server/connection.rs does:
 // each read goes to the guest in one `feed` call, the guest's actions are
-// checked by the ActionGuard and executed in order, and a message's final
-// reply is produced only after it is durable (commit, then `complete`).
+// checked by the ActionGuard and executed in order, and every question is
+// answered by this host's policy: accept everything, and accept a message
+// only once it is durable (commit, then `answer` with the queue id).
 
 import { GuestSession } from "./component.mjs";
 import { ActionGuard, GuestFault } from "./guard.mjs";
@@ -63,27 +64,30 @@ class Connection {
     let call; // what produced `actions`: see ActionGuard.check
     for (;;) {
       guard.check(actions, call);
-      let step = "read";
+      let question = null;
+      let close = false;
       for (const action of actions) {
         switch (action.tag) {
           case "send": out.push(action.val); break;
           case "message-begin": await this.#open(action.val); break;
           case "message-data": await this.#write(action.val); break;
-          case "message-end": step = "commit"; break;
           case "message-abort": await this.discardPending(); break;
-          case "close": step = "close"; break;
+          case "ask": question = action.val; break;
+          case "close": close = true; break;
         }
       }
-      if (step === "commit") {
-        actions = session.complete(await this.#commit());
-        call = "complete";
-        continue;
-      }
+      // Replies go out before a decision (storing a message takes fsyncs)
+      // and before the next read, so at most one call's replies are held.
       if (out.length) {
         await writeAll(this.#socket, Buffer.concat(out));
         out = [];
       }
-      if (step === "close") return;
+      if (question) {
+        actions = session.answer(await this.#decide(question));
+        call = "answer";
+        continue;
+      }
+      if (close) return;
       const chunk = await reader.read(guard.inMessage ? DATA_TIMEOUT_MS : COMMAND_TIMEOUT_MS);
       call = undefined;
       if (chunk === TIMED_OUT) {
@@ -96,6 +100,16 @@ class Connection {
         call = { feed: chunk.length };
       }
     }
+  }
+
+  /**
+   * This host's policy, which accepts everything. Its configuration asks
+   * about no step and offers no AUTH, so only `message-end` comes; any other
+   * question gets a plain accept.
+   */
+  async #decide(question) {
+    if (question.tag === "message-end") return this.#commit();
+    return { tag: "accept" };
   }
 
   async #open(envelope) {
@@ -124,17 +138,21 @@ class Connection {
     }
   }
 
-  /** Makes the message durable and turns the outcome into the guest's verdict. */
+  /**
+   * Makes the message durable and turns the outcome into the answer to
+   * `message-end`: accept with the queue id, or a temporary refusal.
+   */
   async #commit() {
     const pending = this.#pending;
     this.#pending = null;
-    const failure = (error) => ({ tag: isStorageFull(error) ? "insufficient-storage" : "temporary-failure" });
+    const refuse = (reason) => ({ tag: "refuse", val: { reason, permanent: false } });
+    const failure = (error) => refuse(isStorageFull(error) ? "storage-full" : "local-error");
     if (pending?.error) return failure(pending.error);
-    if (!pending) return { tag: "temporary-failure" }; // the guard rules this out
+    if (!pending) return refuse("local-error"); // the guard rules this out
     try {
       await pending.txn.commit();
       this.#ctx.log(`message stored: ${pending.txn.queueId}`);
-      return { tag: "accepted", val: pending.txn.queueId };
+      return { tag: "accept", val: pending.txn.queueId };
     } catch (error) {
       this.#ctx.log(`cannot make the message durable: ${error.message}`);
       return failure(error);

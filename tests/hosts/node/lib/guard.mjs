@@ -1,12 +1,15 @@
 // The host never trusts what a guest returns: every call's actions are
 // checked against the contract before any of them touches the socket or the
 // disk. A violation is a guest fault, handled exactly like a trap (421 and
-// close). The rules are those of host/src/server/guard.rs.
+// close). The rules are those of smtp-core's one ordering checker
+// (guest/core/src/contract.rs), plus what this host in particular rules out
+// (start-tls: it offers no TLS) and what it writes into headers (envelope
+// fields).
 
 /**
- * The contract's reply bound (wit/session.wit, `feed` and `complete`): the
- * `send` octets of one call are at most 64 per octet of input the call
- * processes, plus 4096 (smtp_core::max_reply_octets).
+ * The contract's reply bound (wit/session.wit, `session`): the `send` octets
+ * of one call are at most 64 per octet of input the call processes, plus
+ * 4096 (smtp_core::max_reply_octets).
  */
 const REPLY_OCTETS_PER_INPUT_OCTET = 64;
 const REPLY_OCTETS_PER_CALL = 4096;
@@ -18,40 +21,66 @@ export class GuestFault extends Error {
   name = "GuestFault";
 }
 
-/** Tracks the transaction state the actions imply. */
+/** Tracks the session state the actions imply. */
 export class ActionGuard {
+  /** Between `message-begin` and `ask(message-end)` / `message-abort`. */
   #open = false;
   #size = 0n;
   #maxSize;
   #maxRecipients;
-  /** Input of the `feed` whose actions ended with `message-end`: what `complete` processes. */
-  #inputBehindMessage = 0;
+  /** A question waits for its answer. */
+  #asking = false;
+  #closed = false;
+  /** Input of the `feed` that asked the pending question: the most the `answer` calls after it may process. */
+  #inputBehindQuestion = 0;
 
   constructor(maxSize, maxRecipients) {
     this.#maxSize = BigInt(maxSize);
     this.#maxRecipients = maxRecipients;
   }
 
+  /** Whether the client is sending message content (the span of the data timeout). */
   get inMessage() {
     return this.#open;
   }
 
   /**
-   * Checks one call's whole list before any of it is executed. `call` is
-   * `{ feed: octets }` for `feed`, `"complete"` for `complete`, and absent
-   * for the calls without input.
+   * Checks that the host may make `call` now, then one call's whole list
+   * before any of it is executed. `call` is `{ feed: octets }` for `feed`,
+   * `"answer"` for `answer`, and absent for the calls without input
+   * (greeting, timeout).
    */
   check(actions, call) {
-    const input = call === "complete" ? this.#inputBehindMessage : (call?.feed ?? 0);
+    // The host's own side of the question rules: breaking them is a bug
+    // here, not the guest's fault.
+    if (this.#closed) throw new Error("a call after close");
+    if (call?.feed !== undefined && this.#asking) throw new Error("feed while a question is pending");
+    if (call === "answer" && !this.#asking) throw new Error("an answer without a question");
+    // An answer settles the question; timeout drops it (wit/session.wit).
+    this.#asking = false;
+
+    const input = call === "answer" ? this.#inputBehindQuestion : (call?.feed ?? 0);
     const bound = input * REPLY_OCTETS_PER_INPUT_OCTET + REPLY_OCTETS_PER_CALL;
     let sent = 0;
-    actions.forEach((action, i) => {
-      const last = i + 1 === actions.length;
+    let ended = false;
+    for (const action of actions) {
+      if (ended) violation("actions after ask, start-tls or close");
       switch (action.tag) {
         case "send":
           sent += action.val.length;
           if (sent > bound) violation(`${sent} octets of replies in one call, more than the ${bound} its input allows`);
           break;
+        case "ask": {
+          const messageEnd = action.val?.tag === "message-end";
+          if (messageEnd !== this.#open) {
+            violation(messageEnd ? "ask(message-end) without message-begin" : "a question inside an open message");
+          }
+          this.#open = false;
+          this.#asking = true;
+          if (call?.feed !== undefined) this.#inputBehindQuestion = call.feed;
+          ended = true;
+          break;
+        }
         case "message-begin":
           if (this.#open) violation("message-begin inside an open message");
           checkEnvelope(action.val, this.#maxRecipients);
@@ -63,12 +92,6 @@ export class ActionGuard {
           this.#size += BigInt(action.val.length);
           if (this.#size > this.#maxSize) violation("message-data beyond the configured size limit");
           break;
-        case "message-end":
-          if (!this.#open) violation("message-end without message-begin");
-          if (!last) violation("actions after message-end (they must wait for the verdict)");
-          this.#open = false;
-          if (call?.feed !== undefined) this.#inputBehindMessage = call.feed;
-          break;
         case "message-abort":
           if (!this.#open) violation("message-abort without message-begin");
           this.#open = false;
@@ -77,12 +100,14 @@ export class ActionGuard {
           violation("start-tls, but the host offered no TLS");
           break;
         case "close":
-          if (!last) violation("actions after close");
+          this.#closed = true;
+          this.#open = false;
+          ended = true;
           break;
         default:
           violation(`unknown action ${JSON.stringify(action.tag)}`);
       }
-    });
+    }
   }
 }
 
@@ -94,7 +119,7 @@ function checkEnvelope(e, maxRecipients) {
   if (e.recipients.length === 0 || e.recipients.length > maxRecipients) {
     violation("message-begin with no recipients or more than the limit");
   }
-  const fields = [e.helo, e.reversePath, e.protocol, e.dsnEnvid];
+  const fields = [e.helo, e.reversePath, e.protocol, e.dsnEnvid, e.tls?.version, e.tls?.cipher, e.authenticated];
   for (const r of e.recipients) fields.push(r.address, r.notify, r.orcpt);
   for (const field of fields) {
     if (field == null) continue; // an absent option

@@ -11,36 +11,59 @@ export async function runTranscript(component, t, chunks) {
   // The server's guard checks every call here too: a sequence the corpus
   // accepts must never look like a contract violation to a host.
   const guard = new ActionGuard(t.config.maxMessageSize, t.config.maxRecipients);
-  const verdicts = [...t.verdicts];
+  const answers = [...t.answers];
   const output = [];
   const messages = [];
   let current = null;
   let next = 0;
   let actions = session.greeting();
   let call; // what produced `actions`: see ActionGuard.check
+  const finished = () => {
+    // An answer never asked for is a transcript that does not test what it says.
+    if (answers.length) throw new Error(`${answers.length} answers left over: the session asked fewer questions`);
+    return { output: Buffer.concat(output), messages };
+  };
   for (;;) {
     guard.check(actions, call);
-    let ended = false;
+    let question = null;
     for (const action of actions) {
       switch (action.tag) {
         case "send": output.push(Buffer.from(action.val)); break;
         case "message-begin": current = []; break;
         case "message-data": current.push(Buffer.from(action.val)); break;
-        case "message-end": messages.push(Buffer.concat(current)); current = null; ended = true; break;
         case "message-abort": current = null; break;
-        case "close": return { output: Buffer.concat(output), messages };
+        case "ask":
+          question = action.val.tag;
+          // The end-of-message question ends the message, whatever the answer.
+          if (question === "message-end") { messages.push(Buffer.concat(current)); current = null; }
+          break;
+        case "close": return finished();
       }
     }
-    if (ended) {
-      actions = session.complete(verdicts.shift() ?? { tag: "accepted", val: `Q${messages.length}` });
-      call = "complete";
+    if (question) {
+      actions = session.answer(nextAnswer(answers, question, messages.length));
+      call = "answer";
     } else if (next < chunks.length) {
       call = { feed: chunks[next].length };
       actions = session.feed(chunks[next++]);
     } else {
-      return { output: Buffer.concat(output), messages };
+      return finished();
     }
   }
+}
+
+/**
+ * The decision of the next `A:` line, which must name the question asked;
+ * once they run out, accept: `message-end` with the queue id `Qn` (n
+ * counting the messages that reached their end), the others with no text.
+ */
+function nextAnswer(answers, question, ended) {
+  const answer = answers.shift();
+  if (!answer) return { tag: "accept", val: question === "message-end" ? `Q${ended}` : undefined };
+  if (answer.question !== question) {
+    throw new Error(`the session asked ${question}, the next A: line answers ${answer.question}`);
+  }
+  return answer.decision;
 }
 
 /** Throws a readable difference when the outcome is not what `t` expects. */

@@ -13,6 +13,9 @@ const DEFAULT_CONFIG = Object.freeze({
   maxLineLength: 1000,
   disabled: Object.freeze([]),
   peerIp: "192.0.2.1",
+  ask: Object.freeze([]),
+  auth: Object.freeze([]),
+  authWithoutTls: false,
 });
 
 /** Extension names a transcript may disable (README.md, `disable`). */
@@ -20,18 +23,28 @@ const EXTENSION_NAMES = Object.freeze([
   "pipelining", "size", "8bitmime", "enhancedstatuscodes", "smtputf8", "chunking", "binarymime", "dsn", "help",
 ]);
 
-const VERDICTS = new Set(["insufficient-storage", "temporary-failure", "permanent-failure"]);
+/** Steps a transcript may `ask` about (wit/session.wit `questions`). */
+const ASKABLE = Object.freeze(["connect", "helo", "mail", "rcpt"]);
+/** SASL mechanisms a transcript may offer with `auth` (wit/session.wit `auth-mechanisms`). */
+const MECHANISMS = Object.freeze(["plain", "login"]);
+/** Every question an `A:` line may name: the askable steps plus the two always asked. */
+const QUESTIONS = Object.freeze([...ASKABLE, "auth", "message-end"]);
+/** The WIT names of `reason`, as `A: … refuse REASON` spells them. */
+const REASONS = Object.freeze([
+  "relay-denied", "no-such-user", "mailbox-full", "sender-refused", "policy", "greylisted",
+  "rate-limited", "auth-failed", "auth-required", "encryption-required", "storage-full", "local-error",
+]);
 const CRLF = Buffer.from("\r\n");
 
 /**
- * @typedef {{tag: "accepted", val: string} | {tag: "insufficient-storage" | "temporary-failure" | "permanent-failure"}} Verdict
+ * @typedef {{question: string, decision: import("./component.mjs").Decision}} Answer
  * @typedef {{name: string, config: typeof DEFAULT_CONFIG, client: Buffer[], expected: Buffer,
- *            verdicts: Verdict[], messages: Buffer[]}} Transcript
+ *            answers: Answer[], messages: Buffer[]}} Transcript
  */
 
 /** Parses one transcript; throws with `name:line` on malformed input. */
 export function parseTranscript(name, text) {
-  const t = { name, config: { ...DEFAULT_CONFIG }, client: [], expected: [], verdicts: [], messages: [] };
+  const t = { name, config: { ...DEFAULT_CONFIG }, client: [], expected: [], answers: [], messages: [] };
   let seenExchange = false;
   // Split on LF and drop one trailing CR, as Rust's str::lines does.
   const lines = text.split("\n");
@@ -53,7 +66,7 @@ export function parseTranscript(name, text) {
         case "C:": seenExchange = true; t.client.push(Buffer.concat([Buffer.from(rest), CRLF])); break;
         case "C=": seenExchange = true; t.client.push(unescape(rest)); break;
         case "S:": seenExchange = true; t.expected.push(Buffer.from(rest), CRLF); break;
-        case "V:": t.verdicts.push(parseVerdict(rest)); break;
+        case "A:": t.answers.push(parseAnswer(rest)); break;
         case "M=": t.messages.push(unescape(rest)); break;
         default: throw new Error(`unknown tag ${JSON.stringify(tag)}`);
       }
@@ -93,16 +106,28 @@ function setConfig(config, assignment) {
     case "max-message-size": config.maxMessageSize = BigInt(integer(value)); break;
     case "max-recipients": config.maxRecipients = Number(integer(value)); break;
     case "max-line-length": config.maxLineLength = Number(integer(value)); break;
-    case "disable": {
-      config.disabled = value.split(",").map((s) => s.trim().toLowerCase());
-      // A typo would otherwise silently test the default configuration.
-      const unknown = config.disabled.filter((d) => !EXTENSION_NAMES.includes(d));
-      if (unknown.length) throw new Error(`unknown extension ${JSON.stringify(unknown[0])} in \`disable\``);
+    case "disable": config.disabled = names(value, EXTENSION_NAMES, "extension", key); break;
+    case "peer-ip": config.peerIp = value; break;
+    case "ask": config.ask = names(value, ASKABLE, "step", key); break;
+    case "auth": config.auth = names(value, MECHANISMS, "mechanism", key); break;
+    case "auth-without-tls": {
+      if (value !== "yes" && value !== "no") {
+        throw new Error(`\`${key}\` wants yes or no, not ${JSON.stringify(value)}`);
+      }
+      config.authWithoutTls = value === "yes";
       break;
     }
-    case "peer-ip": config.peerIp = value; break;
     default: throw new Error(`unknown configuration key ${JSON.stringify(key)}`);
   }
+}
+
+/** A comma list of names, each one of `known` (empty entries are skipped). */
+function names(value, known, what, key) {
+  const list = value.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
+  // A typo would otherwise silently test the default configuration.
+  const unknown = list.filter((name) => !known.includes(name));
+  if (unknown.length) throw new Error(`unknown ${what} ${JSON.stringify(unknown[0])} in \`${key}\``);
+  return list;
 }
 
 function integer(text) {
@@ -110,11 +135,37 @@ function integer(text) {
   return text;
 }
 
-function parseVerdict(text) {
-  const words = text.split(/\s+/).filter(Boolean);
-  if (words.length === 2 && words[0] === "accepted") return { tag: "accepted", val: words[1] };
-  if (words.length === 1 && VERDICTS.has(words[0])) return { tag: words[0] };
-  throw new Error(`unknown verdict ${JSON.stringify(text)}`);
+/**
+ * `QUESTION accept [TEXT]` or `QUESTION refuse REASON permanent|temporary
+ * [TEXT]`, words split at single spaces and TEXT the rest of the line as is
+ * (a refusal's text may hold spaces), as host/src/transcript/parse.rs reads it.
+ * @returns {Answer}
+ */
+function parseAnswer(line) {
+  const [question, verb, rest] = splitn(line, 3);
+  if (!QUESTIONS.includes(question)) throw new Error(`unknown question ${JSON.stringify(question)}`);
+  if (verb === "accept") return { question, decision: { tag: "accept", val: rest } };
+  if (verb !== "refuse" || rest === undefined) {
+    throw new Error("expected `accept [text]` or `refuse reason permanent|temporary [text]` after the question");
+  }
+  const [reason, duration, text] = splitn(rest, 3);
+  if (!REASONS.includes(reason)) throw new Error(`unknown refusal reason ${JSON.stringify(reason)}`);
+  if (duration !== "permanent" && duration !== "temporary") {
+    throw new Error(`expected permanent or temporary, not ${JSON.stringify(duration)}`);
+  }
+  return { question, decision: { tag: "refuse", val: { reason, permanent: duration === "permanent", text } } };
+}
+
+/** `text` split at its first `n - 1` spaces (fewer parts when it has fewer); the last part keeps the rest. */
+function splitn(text, n) {
+  const parts = [];
+  let rest = text;
+  for (let at = rest.indexOf(" "); at >= 0 && parts.length < n - 1; at = rest.indexOf(" ")) {
+    parts.push(rest.slice(0, at));
+    rest = rest.slice(at + 1);
+  }
+  parts.push(rest);
+  return parts;
 }
 
 /** Decodes `\r \n \t \0 \\ \xHH`; every other byte is taken literally. */
