@@ -10,6 +10,15 @@ WASI p2 (add_wasip2), with an empty WasiConfig per store: no arguments, no
 environment variables, no preopened directories, stdin empty, stdout and
 stderr discarded. Each store also caps linear memory and gives every call a
 fuel budget, so a runaway loop or a memory bomb ends that session alone.
+
+Every WIT variant crosses as `Variant(tag, payload)`. wasmtime-py guesses
+per variant whether it should be passed tagged or as a bare payload, from
+whether its cases' Python classes overlap. For `answer`
+(`accept(option<string>)` or `refuse(refusal)`) it guesses bare, and then
+every value is taken for `accept` (an option takes any object for none or
+some) and a `refuse` cannot be passed at all (wasmtime-py 50.0.1). So this
+module makes it treat every variant as tagged, which the contract's other
+variants already are.
 """
 
 from __future__ import annotations
@@ -18,12 +27,12 @@ from dataclasses import dataclass
 
 import wasmtime
 from wasmtime import Config, Engine, Store, WasiConfig
-from wasmtime.component import Component, Linker, Record, Variant
+from wasmtime.component import Component, Linker, Record, Variant, VariantType
 
 from .guard import GuestFault
 
-RECEIVER = "smtp:session/receiver@1.0.0"
-METHODS = ("greeting", "feed", "complete", "timeout")
+RECEIVER = "smtp:session/receiver@2.0.0"
+METHODS = ("greeting", "feed", "answer", "timeout")
 # Linear memory per instance, as the native host's default (--guest-memory-mib).
 MAX_MEMORY = 16 << 20
 # Instructions (roughly) one call may execute: a 64 KiB feed of DATA needs
@@ -33,12 +42,21 @@ FUEL_PER_CALL = 100_000_000
 BODY_TYPES = {"seven-bit": "7BIT", "eight-bit-mime": "8BITMIME", "binary-mime": "BINARYMIME"}
 DSN_RETURNS = {"full": "FULL", "headers": "HDRS"}
 
+# See the module's doc: `refuse` cannot be passed otherwise.
+VariantType._tagged = lambda self: True
+
 
 @dataclass(frozen=True)
 class Recipient:
     address: str
     notify: str | None
     orcpt: str | None
+
+
+@dataclass(frozen=True)
+class TlsInfo:
+    version: str
+    cipher: str
 
 
 @dataclass(frozen=True)
@@ -54,14 +72,39 @@ class Envelope:
     declared_size: int | None
     dsn_return: str | None  # FULL or HDRS
     dsn_envid: str | None
+    tls: TlsInfo | None
+    authenticated: str | None
 
 
 @dataclass(frozen=True)
 class Action:
-    """`tag` is the WIT case name; `value` is bytes, an Envelope or None."""
+    """`tag` is the WIT case name; `value` is bytes, an Envelope, the name
+    of the question asked (`message-end`, `rcpt`, ...: these hosts decide by
+    the name alone) or None."""
 
     tag: str
-    value: bytes | Envelope | None = None
+    value: bytes | Envelope | str | None = None
+
+
+@dataclass(frozen=True)
+class Accept:
+    """The WIT `accept`: `text` is the queue id at `message-end`, the
+    identity at `auth`, ignored elsewhere."""
+
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """The WIT `refuse`; `reason` is the WIT name (`storage-full`, ...)."""
+
+    reason: str
+    permanent: bool
+    text: str | None = None
+
+
+# The host's decision on the pending question (WIT `answer`).
+Decision = Accept | Refuse
 
 
 @dataclass(frozen=True)
@@ -72,6 +115,12 @@ class GuestConfig:
     max_line_length: int
     # Transcript names of the extensions to switch off (`8bitmime`, ...).
     disabled: tuple[str, ...] = ()
+    # Steps to ask about (`connect`, `helo`, `mail`, `rcpt`) and SASL
+    # mechanisms to offer (`plain`, `login`): none by default, so the host
+    # is asked nothing but the end of a message.
+    ask: tuple[str, ...] = ()
+    auth: tuple[str, ...] = ()
+    auth_without_tls: bool = False
 
     def to_wit(self) -> Record:
         on = {
@@ -86,6 +135,9 @@ class GuestConfig:
             max_recipients=self.max_recipients,
             max_line_length=self.max_line_length,
             extensions=on,
+            questions=set(self.ask),
+            auth_mechanisms=set(self.auth),
+            auth_without_tls=self.auth_without_tls,
         )
 
 
@@ -153,9 +205,12 @@ class GuestSession:
     def feed(self, data: bytes) -> list[Action]:
         return self._call("feed", bytes(data))
 
-    def complete(self, kind: str, queue_id: str | None = None) -> list[Action]:
-        """`kind` is `accepted` (with `queue_id`) or a failure verdict name."""
-        return self._call("complete", Variant(kind, queue_id))
+    def answer(self, decision: Decision) -> list[Action]:
+        """The decision on the pending question."""
+        if isinstance(decision, Accept):
+            return self._call("answer", Variant("accept", decision.text))
+        refusal = _record(reason=decision.reason, permanent=decision.permanent, text=decision.text)
+        return self._call("answer", Variant("refuse", refusal))
 
     def timeout(self) -> list[Action]:
         return self._call("timeout")
@@ -206,5 +261,9 @@ def _action(v: Variant) -> Action:
             declared_size=getattr(e, "declared-size"),
             dsn_return=None if getattr(e, "dsn-return") is None else DSN_RETURNS[getattr(e, "dsn-return")],
             dsn_envid=getattr(e, "dsn-envid"),
+            tls=None if e.tls is None else TlsInfo(e.tls.version, e.tls.cipher),
+            authenticated=e.authenticated,
         ))
+    if v.tag == "ask":
+        return Action(v.tag, v.payload.tag)
     return Action(v.tag, v.payload)

@@ -1,8 +1,9 @@
 """Drives one client connection the way host/src/server/connection.rs does.
 
 Each read goes to the guest in one `feed` call, the guest's actions are
-checked by the ActionGuard and executed in order, and a message's final
-reply is produced only after it is durable (commit, then `complete`).
+checked by the ActionGuard and executed in order, and every question is
+answered by this host's policy: accept everything, and accept a message only
+once it is durable (commit, then `answer` with the queue id).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .component import Envelope, GuestConfig, GuestSession, LoadedComponent
-from .guard import COMPLETE, ActionGuard, GuestFault
+from .component import Accept, Decision, Envelope, GuestConfig, GuestSession, LoadedComponent, Refuse
+from .guard import ANSWER, ActionGuard, GuestFault
 from .maildir import Maildir, Transaction, is_storage_full
 from .trace_headers import TraceMeta
 
@@ -78,7 +79,8 @@ class _Connection:
         call = None  # what produced `actions`: see ActionGuard.check
         while True:
             guard.check(actions, call)
-            step = "read"
+            question = None
+            close = False
             for action in actions:
                 if action.tag == "send":
                     out += action.value
@@ -86,21 +88,24 @@ class _Connection:
                     self._open(action.value)
                 elif action.tag == "message-data":
                     self._write(action.value)
-                elif action.tag == "message-end":
-                    step = "commit"
                 elif action.tag == "message-abort":
                     self.discard_pending()
+                elif action.tag == "ask":
+                    question = action.value
                 elif action.tag == "close":
-                    step = "close"
-            if step == "commit":
-                actions = session.complete(*await self._commit())
-                call = COMPLETE
-                continue
+                    close = True
+            # Replies go out before a decision (storing a message takes
+            # fsyncs) and before the next read, so at most one call's
+            # replies are held.
             if out:
                 self._writer.write(bytes(out))
                 await self._writer.drain()
                 out.clear()
-            if step == "close":
+            if question is not None:
+                actions = session.answer(await self._decide(question))
+                call = ANSWER
+                continue
+            if close:
                 return
             wait = DATA_TIMEOUT if guard.in_message else COMMAND_TIMEOUT
             try:
@@ -116,6 +121,14 @@ class _Connection:
                 return
             actions = session.feed(data)
             call = len(data)
+
+    async def _decide(self, question: str) -> Decision:
+        """This host's policy, which accepts everything. Its configuration
+        asks about no step and offers no AUTH, so only `message-end` comes;
+        any other question gets a plain accept."""
+        if question == "message-end":
+            return await self._commit()
+        return Accept()
 
     def _open(self, envelope: Envelope) -> None:
         meta = TraceMeta(
@@ -139,25 +152,26 @@ class _Connection:
             log.warning("cannot write message content: %s", err)
             self._pending = err  # write() removed the partial file
 
-    async def _commit(self) -> tuple[str, str | None]:
+    async def _commit(self) -> Decision:
         """Makes the message durable (off the event loop: fsync blocks) and
-        turns the outcome into the guest's verdict."""
+        turns the outcome into the answer to `message-end`: accept with the
+        queue id, or a temporary refusal."""
         pending, self._pending = self._pending, None
 
-        def failure(err: OSError) -> tuple[str, None]:
-            return ("insufficient-storage" if is_storage_full(err) else "temporary-failure", None)
+        def failure(err: OSError) -> Refuse:
+            return Refuse("storage-full" if is_storage_full(err) else "local-error", permanent=False)
 
         if isinstance(pending, OSError):
             return failure(pending)
         if pending is None:
-            return ("temporary-failure", None)  # the guard rules this out
+            return Refuse("local-error", permanent=False)  # the guard rules this out
         try:
             await asyncio.to_thread(pending.commit)
         except OSError as err:
             log.warning("cannot make the message durable: %s", err)
             return failure(err)
         log.info("message stored: %s", pending.queue_id)
-        return ("accepted", pending.queue_id)
+        return Accept(pending.queue_id)
 
     def discard_pending(self) -> None:
         pending, self._pending = self._pending, None

@@ -2,24 +2,26 @@
 
 Every call's actions are checked against the contract before any of them
 touches the socket or the disk. A violation is a guest fault, handled
-exactly like a trap (421 and close). The rules are those of
-host/src/server/guard.rs.
+exactly like a trap (421 and close). The rules are those of smtp-core's one
+ordering checker (guest/core/src/contract.rs), plus what this host in
+particular rules out (start-tls: it offers no TLS) and what it writes into
+headers (envelope fields).
 """
 
 from __future__ import annotations
 
 import re
 
-# The contract's reply bound (wit/session.wit, `feed` and `complete`): the
-# `send` octets of one call are at most 64 per octet of input the call
-# processes, plus 4096 (smtp_core::max_reply_octets).
+# The contract's reply bound (wit/session.wit, `session`): the `send` octets
+# of one call are at most 64 per octet of input the call processes, plus
+# 4096 (smtp_core::max_reply_octets).
 REPLY_OCTETS_PER_INPUT_OCTET = 64
 REPLY_OCTETS_PER_CALL = 4096
 # Longest envelope string: the longest command line (smtp_core::LONGEST_COMMAND_LINE).
 MAX_FIELD = 1048
 
-# `call` values for ActionGuard.check besides `feed`'s input length.
-COMPLETE = "complete"
+# `call` value for ActionGuard.check besides `feed`'s input length.
+ANSWER = "answer"
 
 
 class GuestFault(Exception):
@@ -27,38 +29,69 @@ class GuestFault(Exception):
 
 
 class ActionGuard:
-    """Tracks the transaction state the actions imply."""
+    """Tracks the session state the actions imply."""
 
     def __init__(self, max_size: int, max_recipients: int):
+        # Between `message-begin` and `ask(message-end)` / `message-abort`.
         self._open = False
         self._size = 0
         self._max_size = max_size
         self._max_recipients = max_recipients
-        # Input of the `feed` whose actions ended with `message-end`: what
-        # `complete` processes.
-        self._input_behind_message = 0
+        # A question waits for its answer.
+        self._asking = False
+        self._closed = False
+        # Input of the `feed` that asked the pending question: the most the
+        # `answer` calls after it may process.
+        self._input_behind_question = 0
 
     @property
     def in_message(self) -> bool:
+        """Whether the client is sending message content (the span of the data timeout)."""
         return self._open
 
     def check(self, actions, call=None) -> None:
-        """Checks one call's whole list before any of it is executed.
+        """Checks that the host may make `call` now, then one call's whole
+        list before any of it is executed.
 
-        `call` is the input length (octets) for `feed`, COMPLETE for
-        `complete`, and None for the calls without input.
+        `call` is the input length (octets) for `feed`, ANSWER for `answer`,
+        and None for the calls without input (greeting, timeout).
         """
         fed = call if isinstance(call, int) else None
-        input_len = self._input_behind_message if call == COMPLETE else (fed or 0)
+        # The host's own side of the question rules: breaking them is a bug
+        # here, not the guest's fault.
+        if self._closed:
+            raise RuntimeError("a call after close")
+        if fed is not None and self._asking:
+            raise RuntimeError("feed while a question is pending")
+        if call == ANSWER and not self._asking:
+            raise RuntimeError("an answer without a question")
+        # An answer settles the question; timeout drops it (wit/session.wit).
+        self._asking = False
+
+        input_len = self._input_behind_question if call == ANSWER else (fed or 0)
         bound = input_len * REPLY_OCTETS_PER_INPUT_OCTET + REPLY_OCTETS_PER_CALL
         sent = 0
-        for i, action in enumerate(actions):
-            last = i + 1 == len(actions)
+        ended = False
+        for action in actions:
+            if ended:
+                _violation("actions after ask, start-tls or close")
             tag = action.tag
             if tag == "send":
                 sent += len(action.value)
                 if sent > bound:
                     _violation(f"{sent} octets of replies in one call, more than the {bound} its input allows")
+            elif tag == "ask":
+                message_end = action.value == "message-end"
+                if message_end != self._open:
+                    _violation(
+                        "ask(message-end) without message-begin" if message_end
+                        else "a question inside an open message"
+                    )
+                self._open = False
+                self._asking = True
+                if fed is not None:
+                    self._input_behind_question = fed
+                ended = True
             elif tag == "message-begin":
                 if self._open:
                     _violation("message-begin inside an open message")
@@ -71,14 +104,6 @@ class ActionGuard:
                 self._size += len(action.value)
                 if self._size > self._max_size:
                     _violation("message-data beyond the configured size limit")
-            elif tag == "message-end":
-                if not self._open:
-                    _violation("message-end without message-begin")
-                if not last:
-                    _violation("actions after message-end (they must wait for the verdict)")
-                self._open = False
-                if fed is not None:
-                    self._input_behind_message = fed
             elif tag == "message-abort":
                 if not self._open:
                     _violation("message-abort without message-begin")
@@ -86,8 +111,9 @@ class ActionGuard:
             elif tag == "start-tls":
                 _violation("start-tls, but the host offered no TLS")
             elif tag == "close":
-                if not last:
-                    _violation("actions after close")
+                self._closed = True
+                self._open = False
+                ended = True
             else:
                 _violation(f"unknown action {tag!r}")
 
@@ -99,7 +125,9 @@ def _violation(what: str):
 def _check_envelope(e, max_recipients: int) -> None:
     if not e.recipients or len(e.recipients) > max_recipients:
         _violation("message-begin with no recipients or more than the limit")
-    fields = [e.helo, e.reverse_path, e.protocol, e.dsn_envid]
+    fields = [e.helo, e.reverse_path, e.protocol, e.dsn_envid, e.authenticated]
+    if e.tls is not None:
+        fields += [e.tls.version, e.tls.cipher]
     for r in e.recipients:
         fields += [r.address, r.notify, r.orcpt]
     for value in fields:

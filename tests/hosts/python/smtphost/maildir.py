@@ -1,7 +1,7 @@
 """Maildir delivery with the durability rules of host/src/spool/maildir.rs.
 
 A message is written under tmp/, the file is fsynced, renamed into new/, and
-new/ itself is fsynced; only then does the guest hear the verdict. A reader
+new/ itself is fsynced; only then does the guest hear the answer. A reader
 never sees a partial file, a crash after the 250 cannot lose the message,
 and whatever does not reach commit is removed from tmp/.
 """

@@ -11,12 +11,24 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .component import Accept, Decision, Refuse
+
 # Extension names a transcript may disable (README.md, `disable`).
 EXTENSION_NAMES = (
     "pipelining", "size", "8bitmime", "enhancedstatuscodes", "smtputf8",
     "chunking", "binarymime", "dsn", "help",
 )
-VERDICTS = ("insufficient-storage", "temporary-failure", "permanent-failure")
+# Steps a transcript may `ask` about (wit/session.wit `questions`).
+ASKABLE = ("connect", "helo", "mail", "rcpt")
+# SASL mechanisms a transcript may offer with `auth` (wit/session.wit `auth-mechanisms`).
+MECHANISMS = ("plain", "login")
+# Every question an `A:` line may name: the askable steps plus the two always asked.
+QUESTIONS = (*ASKABLE, "auth", "message-end")
+# The WIT names of `reason`, as `A: ... refuse REASON` spells them.
+REASONS = (
+    "relay-denied", "no-such-user", "mailbox-full", "sender-refused", "policy", "greylisted",
+    "rate-limited", "auth-failed", "auth-required", "encryption-required", "storage-full", "local-error",
+)
 
 
 @dataclass
@@ -27,14 +39,17 @@ class TranscriptConfig:
     max_line_length: int = 1000
     disabled: list[str] = field(default_factory=list)
     peer_ip: str = "192.0.2.1"
+    ask: list[str] = field(default_factory=list)
+    auth: list[str] = field(default_factory=list)
+    auth_without_tls: bool = False
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """`accepted` (with a queue id) or one of VERDICTS."""
+class Answer:
+    """An `A:` line: the question it expects and the decision on it."""
 
-    kind: str
-    queue_id: str | None = None
+    question: str
+    decision: Decision
 
 
 @dataclass
@@ -44,7 +59,7 @@ class Transcript:
     # Client input, one entry per `C` line.
     client: list[bytes] = field(default_factory=list)
     expected: bytes = b""
-    verdicts: list[Verdict] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
     # Contents of the messages that end, in order.
     messages: list[bytes] = field(default_factory=list)
 
@@ -89,8 +104,8 @@ def parse(name: str, text: str) -> Transcript:
             elif tag == "S:":
                 seen_exchange = True
                 expected += rest.encode() + b"\r\n"
-            elif tag == "V:":
-                t.verdicts.append(_parse_verdict(rest))
+            elif tag == "A:":
+                t.answers.append(_parse_answer(rest))
             elif tag == "M=":
                 t.messages.append(unescape(rest))
             else:
@@ -121,15 +136,29 @@ def _set_config(config: TranscriptConfig, assignment: str) -> None:
     elif key == "max-line-length":
         config.max_line_length = _integer(value)
     elif key == "disable":
-        config.disabled = [s.strip().lower() for s in value.split(",")]
-        # A typo would otherwise silently test the default configuration.
-        unknown = [d for d in config.disabled if d not in EXTENSION_NAMES]
-        if unknown:
-            raise ValueError(f"unknown extension {unknown[0]!r} in `disable`")
+        config.disabled = _names(value, EXTENSION_NAMES, "extension", key)
     elif key == "peer-ip":
         config.peer_ip = value
+    elif key == "ask":
+        config.ask = _names(value, ASKABLE, "step", key)
+    elif key == "auth":
+        config.auth = _names(value, MECHANISMS, "mechanism", key)
+    elif key == "auth-without-tls":
+        if value not in ("yes", "no"):
+            raise ValueError(f"`{key}` wants yes or no, not {value!r}")
+        config.auth_without_tls = value == "yes"
     else:
         raise ValueError(f"unknown configuration key {key!r}")
+
+
+def _names(value: str, known: tuple[str, ...], what: str, key: str) -> list[str]:
+    """A comma list of names, each one of `known` (empty entries are skipped)."""
+    names = [name for name in (s.strip().lower() for s in value.split(",")) if name]
+    # A typo would otherwise silently test the default configuration.
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown[0]!r} in `{key}`")
+    return names
 
 
 def _integer(text: str) -> int:
@@ -138,13 +167,28 @@ def _integer(text: str) -> int:
     return int(text)
 
 
-def _parse_verdict(text: str) -> Verdict:
-    words = text.split()
-    if len(words) == 2 and words[0] == "accepted":
-        return Verdict("accepted", words[1])
-    if len(words) == 1 and words[0] in VERDICTS:
-        return Verdict(words[0])
-    raise ValueError(f"unknown verdict {text!r}")
+def _parse_answer(line: str) -> Answer:
+    """`QUESTION accept [TEXT]` or `QUESTION refuse REASON permanent|temporary
+    [TEXT]`, words split at single spaces and TEXT the rest of the line as is
+    (a refusal's text may hold spaces), as host/src/transcript/parse.rs reads it."""
+    question, verb, rest = _pad(line.split(" ", 2), 3)
+    if question not in QUESTIONS:
+        raise ValueError(f"unknown question {question!r}")
+    if verb == "accept":
+        return Answer(question, Accept(rest))
+    if verb != "refuse" or rest is None:
+        raise ValueError("expected `accept [text]` or `refuse reason permanent|temporary [text]` after the question")
+    reason, duration, text = _pad(rest.split(" ", 2), 3)
+    if reason not in REASONS:
+        raise ValueError(f"unknown refusal reason {reason!r}")
+    if duration not in ("permanent", "temporary"):
+        raise ValueError(f"expected permanent or temporary, not {duration!r}")
+    return Answer(question, Refuse(reason, duration == "permanent", text))
+
+
+def _pad(parts: list[str], n: int) -> list[str | None]:
+    """`parts` made `n` long with None for the missing ones."""
+    return parts + [None] * (n - len(parts))
 
 
 _SIMPLE_ESCAPES = {ord("r"): 13, ord("n"): 10, ord("t"): 9, ord("0"): 0, ord("\\"): 0x5C}
