@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use smtpcell::runtime::{
-    Action, GuestConfig, GuestSession, LoadedComponent, PeerInfo, Runtime, SandboxLimits, Verdict,
-};
+use smtp_core::{Action, Answer, Questions};
+use smtpcell::runtime::{GuestConfig, GuestSession, LoadedComponent, PeerInfo, Runtime, SandboxLimits, guest_config};
 use smtpcell::server::ServerConfig;
 use tokio::runtime::Runtime as Tokio;
 
@@ -52,7 +51,7 @@ impl Fixture {
             let runtime = Runtime::new(limits, None).unwrap();
             runtime.validate(smtpcell::EMBEDDED_COMPONENT.to_vec()).await.unwrap().component
         });
-        let mut config = ServerConfig::default().guest_config();
+        let mut config = guest_config(&ServerConfig::default().session_config(Questions::default()));
         // Room for the 10 MiB body.
         config.max_message_size = 64 << 20;
         Fixture { tokio, component, config, peer: PeerInfo { ip: "127.0.0.1".into(), port: 2525 } }
@@ -166,13 +165,13 @@ fn data(c: &mut Criterion) {
                                 Action::MessageData(bytes) => {
                                     black_box(bytes);
                                 }
-                                Action::MessageEnd => ended = true,
+                                Action::Ask(_) => ended = true,
                                 _ => {}
                             }
                         }
                     }
                     assert!(ended, "the body must end the message");
-                    black_box(s.complete(&Verdict::Accepted("bench".into())).await.unwrap())
+                    black_box(s.answer(&Answer::Accept(Some("bench".into()))).await.unwrap())
                 })
             })
         });

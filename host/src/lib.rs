@@ -4,7 +4,10 @@
 //! - [`runtime`]: wasmtime engine, compiled component versions, sandboxes.
 //! - [`server`]: sockets, timeouts, limits, graceful shutdown.
 //! - [`spool`]: durable storage of accepted mail (Maildir by default).
+//! - [`policy`]: the host's decisions at each step the guest asks about.
+//! - [`transcript`]: the shared transcript corpus and its runner.
 
+pub mod policy;
 pub mod runtime;
 pub mod server;
 pub mod spool;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use smtpcell::policy::AcceptAll;
 use smtpcell::runtime::{CompileCache, Registry, Runtime, SandboxLimits};
 use smtpcell::server::{FileStamp, Reloader, Server, ServerConfig, budget, control};
 use smtpcell::spool::Maildir;
@@ -210,7 +211,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     );
     let reloader = Reloader::new(runtime, registry.clone(), args.component.clone());
     let control_listener = control::bind(&args.control).await?;
-    let server = Server::bind(config, registry.clone(), spool).await?;
+    let server = Server::bind(config, registry.clone(), spool, Arc::new(AcceptAll)).await?;
 
     let control_task = tokio::spawn(control::serve(control_listener, reloader.clone(), registry));
     let hup_task = tokio::spawn(reload_on_sighup(reloader.clone(), hup));

@@ -78,6 +78,18 @@ fn check_refuses_garbage_and_core_modules_naming_the_step() {
 }
 
 #[test]
+fn check_refuses_a_component_of_the_1_0_contract_naming_both_contracts() {
+    let v1 = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/smtpcell-guest-contract-1.0.0.wasm");
+    let output = Command::new(BIN).arg("check").arg(v1).output().unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    let text = stderr(&output);
+    assert!(
+        text.contains("refused at step `link`: it implements smtp:session@1.0.0; this host needs smtp:session@2.x"),
+        "{text}"
+    );
+}
+
+#[test]
 fn reload_status_and_sighup_on_a_live_server() {
     let dir = TempDir::new("reload");
     let component = dir.path().join("component.wasm");

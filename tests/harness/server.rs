@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
+use smtpcell::policy::{AcceptAll, Policy};
 use smtpcell::runtime::{LoadedComponent, Registry};
 use smtpcell::server::{Server, ServerConfig};
 use smtpcell::spool::{Maildir, Spool};
@@ -44,6 +45,7 @@ impl TestServer {
             },
             maildir: None,
             component: None,
+            policy: Arc::new(AcceptAll),
             log: None,
         }
     }
@@ -90,10 +92,18 @@ pub struct TestServerBuilder {
     pub config: ServerConfig,
     maildir: Option<PathBuf>,
     component: Option<Arc<LoadedComponent>>,
+    policy: Arc<dyn Policy>,
     log: Option<CapturedLog>,
 }
 
 impl TestServerBuilder {
+    /// Decide the guest's questions with `policy` instead of the default
+    /// (accept everything, ask nothing).
+    pub fn policy(mut self, policy: impl Policy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
     /// Capture the server's log for [`TestServer::log`].
     pub fn capture_log(mut self) -> Self {
         self.log = Some(CapturedLog::default());
@@ -134,6 +144,7 @@ impl TestServerBuilder {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let config = self.config;
+        let policy = self.policy;
         let server_registry = registry.clone();
         let dispatch = self.log.as_ref().map(CapturedLog::dispatch);
         let thread = std::thread::spawn(move || -> Result<()> {
@@ -145,7 +156,7 @@ impl TestServerBuilder {
             let rt = builder.worker_threads(2).enable_all().build()?;
             let _guard = dispatch.as_ref().map(tracing::dispatcher::set_default);
             rt.block_on(async move {
-                let server = match Server::bind(config, server_registry, spool).await {
+                let server = match Server::bind(config, server_registry, spool, policy).await {
                     Ok(server) => server,
                     Err(err) => {
                         let _ = ready_tx.send(Err(format!("{err:#}")));

@@ -65,6 +65,10 @@ fn client(addr: std::net::SocketAddr, id: usize, stop: Arc<AtomicBool>, acked: A
     failures
 }
 
+/// smtpcell's own component as built against the 1.0 contract (from
+/// commit 2f850c0; see tests/fixtures/README.md).
+const CONTRACT_1_COMPONENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/smtpcell-guest-contract-1.0.0.wasm");
+
 #[test]
 fn swapping_versions_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -104,6 +108,11 @@ fn swapping_versions_under_load_loses_nothing() {
             install(&file, b"\0asm garbage");
             let refused = rt.block_on(reloader.reload("test")).unwrap_err();
             assert_eq!(refused.step, "compile", "{refused}");
+            // A component built against the 1.0 contract says so.
+            install(&file, &std::fs::read(CONTRACT_1_COMPONENT).unwrap());
+            let refused = rt.block_on(reloader.reload("test")).unwrap_err();
+            assert_eq!(refused.step, "link", "{refused}");
+            assert!(refused.reason.contains("smtp:session@1.0.0") && refused.reason.contains("smtp:session@2."));
             assert_eq!(server.registry.current().label(), label);
         }
     }

@@ -14,7 +14,10 @@ const BOUND: usize = 2 << 20;
 fn peak_after(setup: &[u8], hostile: impl Iterator<Item = Vec<u8>>) -> usize {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let config = ServerConfig { hostname: "smtpcell.test".into(), ..ServerConfig::default() }.guest_config();
+        let config = smtpcell::runtime::guest_config(
+            &ServerConfig { hostname: "smtpcell.test".into(), ..ServerConfig::default() }
+                .session_config(Default::default()),
+        );
         let peer = PeerInfo { ip: "192.0.2.1".into(), port: 1 };
         let mut guest = GuestSession::start(&embedded_component(), &config, &peer).await.unwrap();
         guest.greeting().await.unwrap();

@@ -19,7 +19,10 @@ fn testbed() -> Arc<LoadedComponent> {
 }
 
 fn guest_config() -> GuestConfig {
-    ServerConfig { hostname: "smtpcell.test".into(), ..ServerConfig::default() }.guest_config()
+    smtpcell::runtime::guest_config(
+        &ServerConfig { hostname: "smtpcell.test".into(), ..ServerConfig::default() }
+            .session_config(Default::default()),
+    )
 }
 
 /// Runs one `feed` with `input` on a fresh instance and returns the fault.

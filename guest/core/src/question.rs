@@ -88,6 +88,15 @@ pub struct Credentials {
     pub secret: String,
 }
 
+impl Credentials {
+    /// The identity the session acts as once these are accepted (RFC 4954
+    /// section 4): the authorization identity when one was given, else the
+    /// authentication identity.
+    pub fn identity(&self) -> &str {
+        if self.authorization_id.is_empty() { &self.authentication_id } else { &self.authorization_id }
+    }
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")

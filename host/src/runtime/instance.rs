@@ -8,9 +8,11 @@ use anyhow::Result;
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
-use super::bindings::{Action, ComponentInfo, GuestConfig, PeerInfo, SmtpReceiver, Verdict};
+use super::bindings::{ComponentInfo, GuestConfig, PeerInfo, SmtpReceiver};
 use super::component::LoadedComponent;
+use super::convert;
 use super::engine::GuestState;
+use smtp_core::{Action, Answer, TlsInfo};
 
 /// Why a guest call failed. Every variant ends the connection (a trapped
 /// instance is poisoned); none of them can affect another connection.
@@ -99,32 +101,43 @@ impl GuestSession {
     pub async fn greeting(&mut self) -> Result<Vec<Action>, GuestFault> {
         arm(&mut self.store, &self.component);
         let api = self.bindings.smtp_session_receiver().session();
-        api.call_greeting(&mut self.store, self.session).await.map_err(GuestFault::classify)
+        actions(api.call_greeting(&mut self.store, self.session).await)
     }
 
     pub async fn feed(&mut self, input: &[u8]) -> Result<Vec<Action>, GuestFault> {
         arm(&mut self.store, &self.component);
         let api = self.bindings.smtp_session_receiver().session();
-        api.call_feed(&mut self.store, self.session, input).await.map_err(GuestFault::classify)
+        actions(api.call_feed(&mut self.store, self.session, input).await)
     }
 
-    pub async fn complete(&mut self, verdict: &Verdict) -> Result<Vec<Action>, GuestFault> {
+    pub async fn answer(&mut self, answer: &Answer) -> Result<Vec<Action>, GuestFault> {
         arm(&mut self.store, &self.component);
         let api = self.bindings.smtp_session_receiver().session();
-        api.call_complete(&mut self.store, self.session, verdict).await.map_err(GuestFault::classify)
+        actions(api.call_answer(&mut self.store, self.session, &convert::answer(answer)).await)
+    }
+
+    pub async fn tls_started(&mut self, tls: &TlsInfo) -> Result<Vec<Action>, GuestFault> {
+        arm(&mut self.store, &self.component);
+        let api = self.bindings.smtp_session_receiver().session();
+        actions(api.call_tls_started(&mut self.store, self.session, &convert::tls_info(tls)).await)
     }
 
     pub async fn timeout(&mut self) -> Result<Vec<Action>, GuestFault> {
         arm(&mut self.store, &self.component);
         let api = self.bindings.smtp_session_receiver().session();
-        api.call_timeout(&mut self.store, self.session).await.map_err(GuestFault::classify)
+        actions(api.call_timeout(&mut self.store, self.session).await)
     }
 
     pub async fn shutdown(&mut self) -> Result<Vec<Action>, GuestFault> {
         arm(&mut self.store, &self.component);
         let api = self.bindings.smtp_session_receiver().session();
-        api.call_shutdown(&mut self.store, self.session).await.map_err(GuestFault::classify)
+        actions(api.call_shutdown(&mut self.store, self.session).await)
     }
+}
+
+/// A call's actions in smtp-core's types, or the fault that ended it.
+fn actions(result: wasmtime::Result<Vec<super::bindings::Action>>) -> Result<Vec<Action>, GuestFault> {
+    Ok(result.map_err(GuestFault::classify)?.into_iter().map(convert::action).collect())
 }
 
 async fn instantiate(component: &LoadedComponent) -> Result<(Store<GuestState>, SmtpReceiver), GuestFault> {

@@ -4,6 +4,7 @@
 mod bindings;
 mod cache;
 mod component;
+mod convert;
 mod engine;
 mod instance;
 mod limiter;
@@ -11,11 +12,10 @@ mod limits;
 mod registry;
 mod validate;
 
-pub use bindings::{
-    Action, BodyType, ComponentInfo, DsnReturn, Envelope, Extensions, GuestConfig, PeerInfo, Recipient, Verdict,
-};
+pub use bindings::{ComponentInfo, GuestConfig, PeerInfo};
 pub use cache::{CacheOutcome, CompileCache};
 pub use component::{Lease, LoadedComponent};
+pub use convert::guest_config;
 pub use engine::Runtime;
 pub use instance::{GuestFault, GuestSession};
 pub use limits::SandboxLimits;

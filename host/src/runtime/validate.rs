@@ -12,8 +12,20 @@ use super::engine::Runtime;
 use crate::transcript::replay_corpus;
 
 /// The contract major version this host drives. Minor versions are
-/// compatible by semver (wasmtime's export lookup matches any 1.y).
-pub const CONTRACT_PREFIX: &str = "smtp:session@1.";
+/// compatible by semver (wasmtime's export lookup matches any 2.y).
+pub const CONTRACT_PREFIX: &str = "smtp:session@2.";
+
+/// The interface a protocol component exports, without its version.
+const EXPORT: &str = "smtp:session/receiver@";
+
+/// The contract a compiled component exports (`smtp:session@1.0.0`), read
+/// from its type before linking: a component of another major version
+/// fails to link with wasmtime's "no export" error, which names neither
+/// what the component implements nor what this host needs.
+fn exported_contract(engine: &wasmtime::Engine, component: &wasmtime::component::Component) -> Option<String> {
+    let ty = component.component_type();
+    ty.exports(engine).find_map(|(name, _)| name.strip_prefix(EXPORT).map(|v| format!("smtp:session@{v}")))
+}
 
 /// Why a component was refused, naming the step that failed.
 #[derive(Debug)]
@@ -46,8 +58,9 @@ fn refuse(step: &'static str) -> impl FnOnce(anyhow::Error) -> Refused {
 }
 
 impl Runtime {
-    /// compile → link (type-check against the contract) → identify (its
-    /// `info`, which must name a 1.x contract) → replay (the transcript corpus
+    /// compile → link (its exported contract must be 2.x, then the
+    /// type-check against it) → identify (its
+    /// `info`, which must name a 2.x contract) → replay (the transcript corpus
     /// on fresh instances: same reply codes, same stored messages).
     pub async fn validate(self: &Arc<Self>, bytes: Vec<u8>) -> Result<Validated, Refused> {
         let started = Instant::now();
@@ -58,6 +71,16 @@ impl Runtime {
             .await
             .map_err(|e| refuse("compile")(e.into()))?
             .map_err(refuse("compile"))?;
+        if let Some(contract) = exported_contract(&self.engine, &component)
+            && !contract.starts_with(CONTRACT_PREFIX)
+        {
+            return Err(Refused {
+                step: "link",
+                reason: format!(
+                    "it implements {contract}; this host needs {CONTRACT_PREFIX}x (rebuild it against wit/session.wit)"
+                ),
+            });
+        }
         let loaded = LoadedComponent::link(self.clone(), component).map_err(refuse("link"))?;
         let loaded = loaded.identify().await.map_err(refuse("identify"))?;
         let contract = &loaded.info().contract;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::runtime::{Extensions, GuestConfig};
+use smtp_core::{Config as SessionConfig, Extensions, Questions};
 
 /// Timeouts from RFC 5321 section 4.5.3.2, and the server's own limits.
 #[derive(Clone, Debug)]
@@ -41,15 +41,19 @@ impl ServerConfig {
         self.command_timeout
     }
 
-    /// The policy handed to each guest session.
-    pub fn guest_config(&self) -> GuestConfig {
-        GuestConfig {
+    /// The configuration handed to each guest session; `questions` are
+    /// the steps the policy decides.
+    pub fn session_config(&self, questions: Questions) -> SessionConfig {
+        SessionConfig {
             hostname: self.hostname.clone(),
             max_message_size: self.max_message_size,
             max_recipients: self.max_recipients,
             max_line_length: self.max_line_length,
-            // STARTTLS stays off until the host can terminate TLS.
-            extensions: !Extensions::STARTTLS,
+            // STARTTLS and AUTH stay off until the host terminates TLS and
+            // checks credentials.
+            extensions: Extensions::DEFAULT,
+            questions,
+            ..SessionConfig::default()
         }
     }
 }
@@ -58,10 +62,10 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: Self::DEFAULT_LISTEN.parse().expect("valid default address"),
-            hostname: "localhost".into(),
-            max_message_size: 10_240_000,
-            max_recipients: 100,
-            max_line_length: 1000,
+            hostname: SessionConfig::DEFAULT_HOSTNAME.into(),
+            max_message_size: SessionConfig::DEFAULT_MAX_MESSAGE_SIZE,
+            max_recipients: SessionConfig::DEFAULT_MAX_RECIPIENTS,
+            max_line_length: SessionConfig::MIN_LINE_LENGTH,
             max_connections: 1000,
             max_connections_per_ip: 100,
             command_timeout: Duration::from_secs(300),

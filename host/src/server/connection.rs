@@ -1,31 +1,39 @@
-//! Drives one client connection: bytes from the socket go into the guest in
-//! one call per read, and the guest's actions are executed in order.
+//! Drives one client connection: bytes from the stream go into the guest
+//! in one call per read, the guest's actions are executed in order, and
+//! its questions are decided by the policy and answered.
+//!
+//! [`Connection`] is the one place that state lives (DESIGN.md: "one
+//! connection: read, feed, execute actions, ask/answer"): the guest
+//! session, the guard's view of the contract, the policy's view of the
+//! client, the message in progress and the replies not yet written. It is
+//! generic over the stream, so that the stream can be a TLS stream.
 //!
 //! Every wait on the client is bounded: reads by the timeout of the SMTP
-//! phase ([`read_timeout`]), writes by [`ServerConfig::write_timeout`]. The
-//! replies waiting for a client are bounded too: each call's output is
-//! written before the next call, the next read or the storage commit (RFC
-//! 2920 section 3.1 lets a server stop reading from a client that does not
-//! read its replies), so what is held is one call's output, which the guard
-//! caps at 64 × 64 KiB + 4 KiB.
+//! phase ([`Connection::read_timeout`]), writes by
+//! [`ServerConfig::write_timeout`]; policy decisions by the command
+//! timeout, storage by the data-end timeout. The replies waiting for a
+//! client are bounded too: each call's output is written before the next
+//! call, the next read, a decision or the storage commit (RFC 2920 section
+//! 3.1 lets a server stop reading from a client that does not read its
+//! replies), so what is held is one call's output, which the guard caps at
+//! 64 × 64 KiB + 4 KiB.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use smtp_core::contract::Call;
+use smtp_core::{Action, Answer, Question, Reason};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::config::ServerConfig;
-use super::guard::{ActionGuard, Call};
+use super::delivery::Delivery;
+use super::guard::ActionGuard;
 use super::listener::ServerContext;
-use crate::runtime::{
-    Action, BodyType, DsnReturn, Envelope, GuestFault, GuestSession, LoadedComponent, PeerInfo, Verdict,
-};
-use crate::spool::{MessageMeta, StoredRecipient, Transaction, is_storage_full};
+use crate::policy::Client;
+use crate::runtime::{GuestFault, GuestSession, LoadedComponent, PeerInfo};
 
 /// One read of client input. The whole read goes to the guest in one call:
 /// crossing the sandbox boundary per line or per byte would cost more than
@@ -51,21 +59,22 @@ impl From<io::Error> for ConnError {
     }
 }
 
-/// A message being received: storage open, or failed (the client still
-/// sends the rest, and hears 451/452 at the end).
-enum Pending {
-    Open(Box<dyn Transaction>),
-    Failed(io::Error),
-}
-
-/// What to do once a call's actions have been executed.
-enum Step {
+/// What a call's actions leave the connection to do.
+enum Next {
+    /// Read the client's next input.
     Read,
-    Commit,
+    /// Decide and answer this question.
+    Ask(Question),
+    /// Close the connection.
     Close,
 }
 
-pub async fn serve_connection(ctx: Arc<ServerContext>, mut stream: TcpStream, peer: SocketAddr) {
+/// Serves one accepted connection to its end, on the component version
+/// current when it was accepted.
+pub async fn serve_connection<S>(ctx: Arc<ServerContext>, stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     // The version this connection starts with serves it to the end, whatever
     // reloads happen meanwhile.
     let lease = ctx.registry.current().lease();
@@ -73,14 +82,18 @@ pub async fn serve_connection(ctx: Arc<ServerContext>, mut stream: TcpStream, pe
     let span = info_span!("conn", %peer, component = %component.label());
     async move {
         debug!("accepted");
-        match drive(&ctx, component, &mut stream, peer).await {
+        let mut connection = match Connection::start(&ctx, component, stream, peer).await {
+            Ok(connection) => connection,
+            Err(fault) => return warn!(%fault, "guest fault at start: connection dropped"),
+        };
+        match connection.run().await {
             Ok(()) => debug!("closed"),
             Err(ConnError::Guest(fault)) => {
                 warn!(%fault, "guest fault: ending this connection");
                 // The one reply the host writes itself: the guest that would
                 // have written it is gone.
                 let reply = format!("421 4.3.0 {} Service unavailable, closing connection\r\n", ctx.config.hostname);
-                if let Err(ConnError::Stalled) = send(&mut stream, reply.as_bytes(), &ctx.config).await {
+                if let Err(ConnError::Stalled) = connection.send(reply.as_bytes()).await {
                     info!("client did not read its replies");
                 }
             }
@@ -94,179 +107,184 @@ pub async fn serve_connection(ctx: Arc<ServerContext>, mut stream: TcpStream, pe
     .await
 }
 
-async fn drive(
-    ctx: &ServerContext,
-    component: &Arc<LoadedComponent>,
-    stream: &mut TcpStream,
-    peer: SocketAddr,
-) -> Result<(), ConnError> {
-    let peer_info = PeerInfo { ip: peer.ip().to_canonical().to_string(), port: peer.port() };
-    let mut guest = GuestSession::start(component, &ctx.guest_config, &peer_info).await?;
-    let mut guard = ActionGuard::new(ctx.config.max_message_size, ctx.config.max_recipients);
-    let mut shutdown = ctx.shutdown.clone();
-    let mut pending: Option<Pending> = None;
-    let mut out = Vec::with_capacity(1024);
-    // Capacity only, filled by `read_buf`: `vec![0; READ_SIZE]` zeroed 64 KiB
-    // per connection (a memset that showed in profiles of one-message
-    // connections, and pages touched that an idle connection never needs).
-    let mut buf = Vec::with_capacity(READ_SIZE);
-    let mut actions = guest.greeting().await?;
-    let mut call = Call::NoInput;
-    loop {
-        guard.check(call, &actions)?;
-        let mut step = Step::Read;
+/// One connection's whole state.
+struct Connection<'c, S> {
+    ctx: &'c ServerContext,
+    component: &'c Arc<LoadedComponent>,
+    stream: S,
+    guest: GuestSession,
+    guard: ActionGuard,
+    client: Client,
+    /// The message being received, from `message-begin` to its answer.
+    delivery: Option<Delivery>,
+    /// Replies of the current call, written before anything waits.
+    out: Vec<u8>,
+    /// Capacity only, filled by `read_buf`: `vec![0; READ_SIZE]` zeroed 64
+    /// KiB per connection (a memset that showed in profiles of one-message
+    /// connections, and pages touched that an idle connection never needs).
+    buf: Vec<u8>,
+}
+
+impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
+    async fn start(
+        ctx: &'c ServerContext,
+        component: &'c Arc<LoadedComponent>,
+        stream: S,
+        peer: SocketAddr,
+    ) -> Result<Self, GuestFault> {
+        let client = Client::connected(peer.ip(), peer.port());
+        let peer_info = PeerInfo { ip: client.ip.to_string(), port: client.port };
+        let guest = GuestSession::start(component, &ctx.guest_config, &peer_info).await?;
+        Ok(Connection {
+            ctx,
+            component,
+            stream,
+            guest,
+            guard: ActionGuard::new(ctx.config.max_message_size, ctx.config.max_recipients),
+            client,
+            delivery: None,
+            out: Vec::with_capacity(1024),
+            buf: Vec::with_capacity(READ_SIZE),
+        })
+    }
+
+    /// The loop: check a call's actions, execute them, write the replies,
+    /// then make the next call: an answer, a feed, a timeout or shutdown.
+    async fn run(&mut self) -> Result<(), ConnError> {
+        let mut call = Call::Greeting;
+        let mut actions = self.guest.greeting().await?;
+        loop {
+            self.guard.check(call, &actions)?;
+            let next = self.execute(actions);
+            // Written before anything waits (a decision, storage, the
+            // client): the replies held are never more than one call's.
+            if !self.out.is_empty() {
+                let out = std::mem::take(&mut self.out);
+                self.send(&out).await?;
+                // The buffer is reused: one allocation per connection.
+                self.out = out;
+                self.out.clear();
+            }
+            (call, actions) = match next {
+                Next::Close => return Ok(()),
+                Next::Ask(question) => {
+                    let answer = self.decide(question).await;
+                    (Call::Answer, self.guest.answer(&answer).await?)
+                }
+                Next::Read => match self.read().await? {
+                    Some(next) => next,
+                    None => return Ok(()),
+                },
+            };
+        }
+    }
+
+    /// Executes one checked call's actions, in order.
+    fn execute(&mut self, actions: Vec<Action>) -> Next {
+        let mut next = Next::Read;
         for action in actions {
             match action {
-                Action::Send(bytes) => out.extend_from_slice(&bytes),
-                Action::MessageBegin(envelope) => pending = Some(open(ctx, component, &envelope, peer)),
-                Action::MessageData(bytes) => write(&mut pending, &bytes),
-                Action::MessageEnd => step = Step::Commit,
-                Action::MessageAbort => pending = None,
-                Action::Close => step = Step::Close,
+                Action::Send(bytes) => self.out.extend_from_slice(&bytes),
+                Action::MessageBegin(envelope) => {
+                    self.delivery = Some(Delivery::begin(self.ctx, self.component, &self.client, envelope));
+                }
+                Action::MessageData(bytes) => {
+                    if let Some(delivery) = &mut self.delivery {
+                        delivery.write(&bytes);
+                    }
+                }
+                // Dropping the delivery discards what was written.
+                Action::MessageAbort => self.delivery = None,
+                Action::Ask(question) => next = Next::Ask(question),
+                Action::Close => next = Next::Close,
                 Action::StartTls => unreachable!("the guard refuses start-tls"),
             }
         }
-        // Written before anything waits (storage, the client): the replies
-        // held for a client are never more than one call's output.
-        if !out.is_empty() {
-            send(stream, &out, &ctx.config).await?;
-            out.clear();
-        }
-        actions = match step {
-            Step::Commit => {
-                let verdict = commit(pending.take(), ctx.config.data_end_timeout).await;
-                call = Call::Complete;
-                guest.complete(&verdict).await?
+        next
+    }
+
+    /// The policy's answer to `question`. Decisions other than the end of
+    /// a message are bounded by the command timeout (the client waits for
+    /// the reply as it would for a command's); past it the client hears a
+    /// temporary local error.
+    async fn decide(&mut self, question: Question) -> Answer {
+        let policy = &*self.ctx.policy;
+        let client = &self.client;
+        let decision = match &question {
+            Question::MessageEnd => {
+                let Some(delivery) = self.delivery.take() else {
+                    return Answer::refuse(Reason::LocalError, false);
+                };
+                return delivery.finish(self.ctx, client, self.ctx.config.data_end_timeout).await;
             }
-            Step::Close => return Ok(()),
-            Step::Read => {
-                call = Call::NoInput;
-                if *shutdown.borrow() && !guard.in_message() {
-                    guest.shutdown().await?
-                } else {
-                    buf.clear();
-                    tokio::select! {
-                        read = tokio::time::timeout(read_timeout(&ctx.config, &guard), stream.read_buf(&mut buf)) => match read {
-                            Err(_elapsed) => {
-                                info!("client timed out");
-                                guest.timeout().await?
-                            }
-                            Ok(Ok(0)) => {
-                                if guard.in_message() {
-                                    info!("client disconnected in the middle of a message; nothing stored");
-                                }
-                                return Ok(());
-                            }
-                            Ok(Ok(n)) => {
-                                call = Call::Feed(n);
-                                guest.feed(&buf[..n]).await?
-                            }
-                            Ok(Err(err)) => return Err(err.into()),
-                        },
-                        _ = shutdown.changed(), if !guard.in_message() => guest.shutdown().await?,
-                    }
-                }
+            Question::Connect => policy.connect(client),
+            Question::Helo(hello) => policy.helo(client, hello),
+            Question::Mail(mail) => policy.mail(client, mail),
+            Question::Rcpt(rcpt) => policy.rcpt(client, rcpt),
+            Question::Auth(credentials) => policy.auth(client, credentials),
+        };
+        let answer = match tokio::time::timeout(self.ctx.config.command_timeout, decision).await {
+            Ok(answer) => answer,
+            Err(_elapsed) => {
+                warn!(question = question.name(), "the policy did not decide in time");
+                Answer::refuse(Reason::LocalError, false)
             }
         };
+        if let (Question::Auth(credentials), Answer::Accept(text)) = (&question, &answer) {
+            let identity = text.clone().unwrap_or_else(|| credentials.identity().to_string());
+            info!(identity = %identity, mechanism = %credentials.mechanism, "client authenticated");
+            self.client.authenticated = Some(identity);
+        }
+        answer
     }
-}
 
-/// How long the host waits for the client's next input, by SMTP phase (RFC
-/// 5321 section 4.5.3.2): the data timeout while the client is sending
-/// message content, the command timeout otherwise. The phase is the guard's
-/// `in_message`: wit/session.wit has the client sending content from
-/// `message-begin` until `message-end` or `message-abort`, and emits
-/// `message-abort` only once that content is over. This is the one place
-/// the host decides it.
-fn read_timeout(config: &ServerConfig, guard: &ActionGuard) -> Duration {
-    if guard.in_message() { config.data_timeout } else { config.command_timeout }
-}
-
-/// Writes replies to the client within [`ServerConfig::write_timeout`]; a
-/// client that does not take them by then is [`ConnError::Stalled`].
-async fn send(stream: &mut TcpStream, bytes: &[u8], config: &ServerConfig) -> Result<(), ConnError> {
-    match tokio::time::timeout(config.write_timeout(), stream.write_all(bytes)).await {
-        Ok(written) => Ok(written?),
-        Err(_elapsed) => Err(ConnError::Stalled),
-    }
-}
-
-fn open(ctx: &ServerContext, component: &LoadedComponent, envelope: &Envelope, peer: SocketAddr) -> Pending {
-    let meta = MessageMeta {
-        server_hostname: ctx.config.hostname.clone(),
-        client_ip: peer.ip().to_canonical(),
-        helo: envelope.helo.clone(),
-        reverse_path: envelope.reverse_path.clone(),
-        recipients: envelope
-            .recipients
-            .iter()
-            .map(|r| StoredRecipient { address: r.address.clone(), notify: r.notify.clone(), orcpt: r.orcpt.clone() })
-            .collect(),
-        protocol: envelope.protocol.clone(),
-        body: match envelope.body {
-            BodyType::SevenBit => "7BIT",
-            BodyType::EightBitMime => "8BITMIME",
-            BodyType::BinaryMime => "BINARYMIME",
-        },
-        smtputf8: envelope.smtputf8,
-        dsn_return: envelope.dsn_return.map(|r| match r {
-            DsnReturn::Full => "FULL",
-            DsnReturn::Headers => "HDRS",
-        }),
-        dsn_envid: envelope.dsn_envid.clone(),
-        received_at: SystemTime::now(),
-        handled_by: component.label(),
-    };
-    match ctx.spool.begin(&meta) {
-        Ok(txn) => Pending::Open(txn),
-        Err(err) => {
-            warn!(%err, "cannot open storage for a message");
-            Pending::Failed(err)
+    /// Waits for the client's next input and makes the call it leads to;
+    /// `None` when the client has gone.
+    async fn read(&mut self) -> Result<Option<(Call, Vec<Action>)>, ConnError> {
+        let mut shutdown = self.ctx.shutdown.clone();
+        if *shutdown.borrow() && !self.guard.in_message() {
+            return Ok(Some((Call::NoInput, self.guest.shutdown().await?)));
+        }
+        self.buf.clear();
+        let timeout = self.read_timeout();
+        let in_message = self.guard.in_message();
+        tokio::select! {
+            read = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.buf)) => match read {
+                Err(_elapsed) => {
+                    info!("client timed out");
+                    Ok(Some((Call::NoInput, self.guest.timeout().await?)))
+                }
+                Ok(Ok(0)) => {
+                    if in_message {
+                        info!("client disconnected in the middle of a message; nothing stored");
+                    }
+                    Ok(None)
+                }
+                Ok(Ok(n)) => Ok(Some((Call::Feed(n), self.guest.feed(&self.buf[..n]).await?))),
+                Ok(Err(err)) => Err(err.into()),
+            },
+            _ = shutdown.changed(), if !in_message => Ok(Some((Call::NoInput, self.guest.shutdown().await?))),
         }
     }
-}
 
-fn write(pending: &mut Option<Pending>, bytes: &[u8]) {
-    if let Some(Pending::Open(txn)) = pending
-        && let Err(err) = txn.write(bytes)
-    {
-        warn!(%err, "cannot write message content");
-        // Dropping the transaction removes what was written so far.
-        *pending = Some(Pending::Failed(err));
+    /// How long the host waits for the client's next input, by SMTP phase
+    /// (RFC 5321 section 4.5.3.2): the data timeout while the client is
+    /// sending message content, the command timeout otherwise. The phase
+    /// is the guard's `in_message`: wit/session.wit has the client sending
+    /// content from `message-begin` until `ask(message-end)` or
+    /// `message-abort`, and emits `message-abort` only once that content is
+    /// over. This is the one place the host decides it.
+    fn read_timeout(&self) -> Duration {
+        let config: &ServerConfig = &self.ctx.config;
+        if self.guard.in_message() { config.data_timeout } else { config.command_timeout }
     }
-}
 
-/// Makes the message durable and turns the outcome into the verdict the
-/// guest will report. Storage that takes longer than `bound` is abandoned:
-/// the client hears 451 and the transaction is cancelled before it becomes
-/// visible.
-async fn commit(pending: Option<Pending>, bound: Duration) -> Verdict {
-    let failure = |err: &io::Error| {
-        if is_storage_full(err) { Verdict::InsufficientStorage } else { Verdict::TemporaryFailure }
-    };
-    match pending {
-        Some(Pending::Open(txn)) => {
-            let id = txn.queue_id().to_string();
-            let cancelled = Arc::new(AtomicBool::new(false));
-            let committing = txn.commit(cancelled.clone());
-            let Ok(outcome) = tokio::time::timeout(bound, committing).await else {
-                cancelled.store(true, Ordering::SeqCst);
-                warn!(queue_id = %id, "storage did not finish in time; message abandoned");
-                return Verdict::TemporaryFailure;
-            };
-            match outcome {
-                Ok(()) => {
-                    info!(queue_id = %id, "message stored");
-                    Verdict::Accepted(id)
-                }
-                Err(err) => {
-                    warn!(%err, "cannot make the message durable");
-                    failure(&err)
-                }
-            }
+    /// Writes replies to the client within [`ServerConfig::write_timeout`];
+    /// a client that does not take them by then is [`ConnError::Stalled`].
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        match tokio::time::timeout(self.ctx.config.write_timeout(), self.stream.write_all(bytes)).await {
+            Ok(written) => Ok(written?),
+            Err(_elapsed) => Err(ConnError::Stalled),
         }
-        Some(Pending::Failed(err)) => failure(&err),
-        // The guard guarantees a begin before every end.
-        None => Verdict::TemporaryFailure,
     }
 }

@@ -1,13 +1,21 @@
-//! The host never trusts what a guest returns: every action is checked
-//! against the contract before it touches the socket or the disk. A
-//! violation is a guest fault, handled exactly like a trap.
+//! The host never trusts what a guest returns: every call's actions are
+//! checked against the contract before any of them touches the socket or
+//! the disk. A violation is a guest fault, handled exactly like a trap.
+//!
+//! The ordering rules are smtp-core's [`Checker`], the one statement of
+//! them every Rust driver uses; this guard adds what only the host cares
+//! about: the content of envelopes (they become header fields), and that
+//! no TLS was asked for when the host offered none.
 //!
 //! Every bound here is one a correct guest cannot reach from any input a
 //! client may legitimately send: a guard limit that a correct guest can
 //! reach turns a client's legitimate traffic into a "guest fault" and a
 //! 421 4.3.0 for nobody's error.
 
-use crate::runtime::{Action, Envelope, GuestFault};
+use smtp_core::contract::{Call, Checker, Step};
+use smtp_core::{Action, Envelope, Question};
+
+use crate::runtime::GuestFault;
 
 /// Longest string the host accepts in an envelope field, in octets. Each
 /// field (HELO name, reverse-path, forward-path, ENVID, ORCPT, NOTIFY) is
@@ -17,118 +25,48 @@ use crate::runtime::{Action, Envelope, GuestFault};
 /// allowances of RFC 1870, 6152, 6531 and 3461: 1,048).
 const MAX_FIELD: usize = smtp_core::LONGEST_COMMAND_LINE;
 
-/// The guest call whose actions are checked, with the client input it
-/// processes: the send bound of wit/session.wit is a function of it.
-#[derive(Clone, Copy, Debug)]
-pub enum Call {
-    /// `feed`, with the length of its input in octets.
-    Feed(usize),
-    /// `complete`: it processes the input kept behind the message, which is
-    /// never more than the input of the `feed` call that returned
-    /// `message-end`.
-    Complete,
-    /// Calls without input: greeting, timeout, shutdown, tls-started.
-    NoInput,
-}
+/// Longest credential field: a SASL response line (RFC 4954 section 4).
+const MAX_CREDENTIAL: usize = smtp_core::SASL_RESPONSE_LINE;
 
-/// Tracks the transaction state the actions imply.
+/// Tracks the session state the actions imply.
 pub struct ActionGuard {
-    open: bool,
-    size: u64,
-    max_size: u64,
+    checker: Checker,
     max_recipients: usize,
-    /// Input of the `feed` call whose actions ended with `message-end`: the
-    /// most the following `complete` may process.
-    input_behind_message: usize,
 }
 
 impl ActionGuard {
     pub fn new(max_size: u64, max_recipients: u32) -> Self {
-        ActionGuard { open: false, size: 0, max_size, max_recipients: max_recipients as usize, input_behind_message: 0 }
+        ActionGuard { checker: Checker::new(max_size, max_recipients), max_recipients: max_recipients as usize }
     }
 
     /// Whether the client is sending message content: from `message-begin`
-    /// to `message-end` or `message-abort` (wit/session.wit emits
+    /// to `ask(message-end)` or `message-abort` (wit/session.wit emits
     /// `message-abort` only once the client's content is over).
     pub fn in_message(&self) -> bool {
-        self.open
-    }
-
-    /// Reply octets `call` may send: 64 per octet of input plus 4,096
-    /// (wit/session.wit, the reply bound on `feed` and `complete`).
-    pub fn send_bound(&self, call: Call) -> usize {
-        let input = match call {
-            Call::Feed(len) => len,
-            Call::Complete => self.input_behind_message,
-            Call::NoInput => 0,
-        };
-        smtp_core::max_reply_octets(input)
+        self.checker.in_message()
     }
 
     /// Checks one call's whole list before any of it is executed.
     pub fn check(&mut self, call: Call, actions: &[Action]) -> Result<(), GuestFault> {
-        let bound = self.send_bound(call);
-        let mut sent = 0usize;
-        for (i, action) in actions.iter().enumerate() {
-            let last = i + 1 == actions.len();
+        for action in actions {
             match action {
-                Action::Send(bytes) => {
-                    sent += bytes.len();
-                    if sent > bound {
-                        return Err(GuestFault::Contract(format!(
-                            "{sent} octets of replies in one call, more than the {bound} its input allows"
-                        )));
-                    }
-                }
-                Action::MessageBegin(envelope) => {
-                    if self.open {
-                        return violation("message-begin inside an open message");
-                    }
-                    check_envelope(envelope, self.max_recipients)?;
-                    self.open = true;
-                    self.size = 0;
-                }
-                Action::MessageData(bytes) => {
-                    if !self.open {
-                        return violation("message-data without message-begin");
-                    }
-                    self.size += bytes.len() as u64;
-                    if self.size > self.max_size {
-                        return violation("message-data beyond the configured size limit");
-                    }
-                }
-                Action::MessageEnd => {
-                    if !self.open {
-                        return violation("message-end without message-begin");
-                    }
-                    if !last {
-                        return violation("actions after message-end (they must wait for the verdict)");
-                    }
-                    self.open = false;
-                    if let Call::Feed(len) = call {
-                        self.input_behind_message = len;
-                    }
-                }
-                Action::MessageAbort => {
-                    if !self.open {
-                        return violation("message-abort without message-begin");
-                    }
-                    self.open = false;
-                }
+                Action::MessageBegin(envelope) => check_envelope(envelope, self.max_recipients)?,
+                Action::Ask(question) => check_question(question)?,
                 Action::StartTls => return violation("start-tls, but the host offered no TLS"),
-                Action::Close => {
-                    if !last {
-                        return violation("actions after close");
-                    }
-                }
+                _ => {}
             }
         }
-        Ok(())
+        self.checker.check(call, actions.iter().map(Step::of)).map_err(|v| GuestFault::Contract(v.0))
     }
 }
 
 fn violation<T>(what: &str) -> Result<T, GuestFault> {
     Err(GuestFault::Contract(what.to_string()))
+}
+
+/// A string that may become part of a header field or a log line.
+fn clean(field: &str, max: usize) -> bool {
+    field.len() <= max && !field.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 fn check_envelope(e: &Envelope, max_recipients: usize) -> Result<(), GuestFault> {
@@ -137,15 +75,17 @@ fn check_envelope(e: &Envelope, max_recipients: usize) -> Result<(), GuestFault>
     }
     let mut fields = vec![e.helo.as_str(), e.reverse_path.as_str(), e.protocol.as_str()];
     fields.extend(e.dsn_envid.as_deref());
+    fields.extend(e.authenticated.as_deref());
+    if let Some(tls) = &e.tls {
+        fields.extend([tls.version.as_str(), tls.cipher.as_str()]);
+    }
     for r in &e.recipients {
         fields.push(&r.address);
         fields.extend(r.notify.as_deref());
         fields.extend(r.orcpt.as_deref());
     }
-    for field in fields {
-        if field.len() > MAX_FIELD || field.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return violation("envelope field with CR, LF, NUL or longer than any command line");
-        }
+    if !fields.into_iter().all(|field| clean(field, MAX_FIELD)) {
+        return violation("envelope field with CR, LF, NUL or longer than any command line");
     }
     if e.helo.is_empty() || e.protocol.is_empty() || e.protocol.bytes().any(|b| !b.is_ascii_alphanumeric()) {
         return violation("envelope without HELO name or with a malformed protocol name");
@@ -153,48 +93,50 @@ fn check_envelope(e: &Envelope, max_recipients: usize) -> Result<(), GuestFault>
     Ok(())
 }
 
+/// Questions carry client-given tokens the policy may log or look up.
+fn check_question(question: &Question) -> Result<(), GuestFault> {
+    let ok = match question {
+        Question::Connect | Question::MessageEnd => true,
+        Question::Helo(h) => clean(&h.domain, MAX_FIELD),
+        Question::Mail(m) => {
+            [m.helo.as_str(), &m.reverse_path].into_iter().chain(m.dsn_envid.as_deref()).all(|f| clean(f, MAX_FIELD))
+        }
+        Question::Rcpt(r) => [r.reverse_path.as_str(), &r.recipient.address]
+            .into_iter()
+            .chain(r.recipient.notify.as_deref())
+            .chain(r.recipient.orcpt.as_deref())
+            .all(|f| clean(f, MAX_FIELD)),
+        // The secret may hold anything but NUL (RFC 4616); only its length
+        // is the host's business.
+        Question::Auth(c) => {
+            clean(&c.mechanism, MAX_FIELD)
+                && clean(&c.authorization_id, MAX_CREDENTIAL)
+                && clean(&c.authentication_id, MAX_CREDENTIAL)
+                && c.secret.len() <= MAX_CREDENTIAL
+        }
+    };
+    if ok { Ok(()) } else { violation("question with CR, LF, NUL or a field longer than the protocol allows") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smtp_core::{BodyType, Recipient};
 
     fn envelope() -> Envelope {
         Envelope {
             helo: "a".into(),
             reverse_path: String::new(),
-            recipients: vec![crate::runtime::Recipient { address: "r@x".into(), notify: None, orcpt: None }],
+            recipients: vec![Recipient { address: "r@x".into(), notify: None, orcpt: None }],
             protocol: "ESMTP".into(),
-            body: crate::runtime::BodyType::SevenBit,
+            body: BodyType::SevenBit,
             smtputf8: false,
             declared_size: None,
             dsn_return: None,
             dsn_envid: None,
+            tls: None,
+            authenticated: None,
         }
-    }
-
-    fn send(n: usize) -> Vec<Action> {
-        vec![Action::Send(vec![b'x'; n])]
-    }
-
-    #[test]
-    fn replies_scale_with_the_input_of_the_call() {
-        let mut guard = ActionGuard::new(1000, 10);
-        // 6,899 pipelined `EHLO a` (55,192 octets) answered with 250s of
-        // 200 octets each: 1.4 MB, over the old fixed 1 MiB.
-        assert!(guard.check(Call::Feed(55_192), &send(6_899 * 200)).is_ok());
-        assert!(guard.check(Call::Feed(10), &send(64 * 10 + 4096)).is_ok());
-        assert!(guard.check(Call::Feed(10), &send(64 * 10 + 4097)).is_err());
-        assert!(guard.check(Call::NoInput, &send(4096)).is_ok());
-        assert!(guard.check(Call::NoInput, &send(4097)).is_err());
-    }
-
-    #[test]
-    fn complete_may_answer_the_input_behind_the_message() {
-        let mut guard = ActionGuard::new(1000, 10);
-        guard.check(Call::Feed(100), &[Action::MessageBegin(envelope())]).unwrap();
-        guard.check(Call::Feed(5000), &[Action::MessageEnd]).unwrap();
-        assert_eq!(guard.send_bound(Call::Complete), 5000 * 64 + 4096);
-        assert!(guard.check(Call::Complete, &send(5000 * 64 + 4096)).is_ok());
-        assert!(guard.check(Call::Complete, &send(5000 * 64 + 4097)).is_err());
     }
 
     #[test]
@@ -205,5 +147,18 @@ mod tests {
         assert!(check_envelope(&envelope, 10).is_ok());
         envelope.recipients[0].orcpt = Some("o".repeat(MAX_FIELD + 1));
         assert!(check_envelope(&envelope, 10).is_err());
+        let mut envelope = self::envelope();
+        envelope.authenticated = Some("alice\r\nX-Injected: 1".into());
+        assert!(check_envelope(&envelope, 10).is_err());
+    }
+
+    #[test]
+    fn ordering_comes_from_the_checker_and_tls_is_refused() {
+        let mut guard = ActionGuard::new(1000, 10);
+        let ask = Action::Ask(Question::Connect);
+        assert!(guard.check(Call::Greeting, &[ask.clone(), ask.clone()]).is_err(), "a second question");
+        let mut guard = ActionGuard::new(1000, 10);
+        assert!(guard.check(Call::Feed(1), &[Action::StartTls]).is_err());
+        assert!(guard.check(Call::Answer, &[]).is_err(), "an answer without a question");
     }
 }

@@ -18,7 +18,8 @@ use super::config::ServerConfig;
 use super::connection::serve_connection;
 use super::per_ip::PerIpLimit;
 use super::spare::{Spare, out_of_descriptors};
-use crate::runtime::{GuestConfig, Registry};
+use crate::policy::Policy;
+use crate::runtime::{GuestConfig, Registry, guest_config};
 use crate::spool::Spool;
 
 /// What every connection task shares.
@@ -27,6 +28,8 @@ pub struct ServerContext {
     pub guest_config: GuestConfig,
     pub registry: Arc<Registry>,
     pub spool: Arc<dyn Spool>,
+    /// Decides every question the guests ask.
+    pub policy: Arc<dyn Policy>,
     /// Becomes `true` when the server starts draining.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -40,12 +43,17 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn bind(config: ServerConfig, registry: Arc<Registry>, spool: Arc<dyn Spool>) -> Result<Server> {
+    pub async fn bind(
+        config: ServerConfig,
+        registry: Arc<Registry>,
+        spool: Arc<dyn Spool>,
+        policy: Arc<dyn Policy>,
+    ) -> Result<Server> {
         let listener = listen(&config).with_context(|| format!("listening on {}", config.listen))?;
         let spare = Spare::open().context("opening /dev/null as the spare file descriptor")?;
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let guest_config = config.guest_config();
-        let context = Arc::new(ServerContext { config, guest_config, registry, spool, shutdown });
+        let guest_config = guest_config(&config.session_config(policy.questions()));
+        let context = Arc::new(ServerContext { config, guest_config, registry, spool, policy, shutdown });
         Ok(Server { listener, spare, context, shutdown_tx })
     }
 

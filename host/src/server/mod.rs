@@ -6,6 +6,7 @@ pub mod budget;
 mod config;
 mod connection;
 pub mod control;
+mod delivery;
 mod guard;
 mod listener;
 mod per_ip;

@@ -130,7 +130,10 @@ impl Transaction for MaildirTransaction {
         }
     }
 
-    fn commit(mut self: Box<Self>, cancelled: Arc<AtomicBool>) -> CommitFuture {
+    fn commit(mut self: Box<Self>, end_headers: Vec<u8>, cancelled: Arc<AtomicBool>) -> CommitFuture {
+        // Placeholder until the header block is written at commit (branch
+        // spool-end-headers): no policy returns header fields yet.
+        debug_assert!(end_headers.is_empty());
         let (done, answer) = oneshot::channel();
         // Some until commit or drop, and commit consumes the transaction.
         let writer = self.file.take().expect("a transaction is committed at most once");
@@ -195,7 +198,7 @@ mod tests {
             tasks.spawn(async move {
                 let mut txn = maildir.begin(&meta()).unwrap();
                 txn.write(format!("Subject: {n}\r\n\r\nbody {n}\r\n").as_bytes()).unwrap();
-                txn.commit(Arc::new(AtomicBool::new(false))).await
+                txn.commit(Vec::new(), Arc::new(AtomicBool::new(false))).await
             });
         }
         while let Some(outcome) = tasks.join_next().await {
@@ -226,7 +229,7 @@ mod tests {
     async fn stored_mail_and_the_maildir_are_private() {
         use std::os::unix::fs::PermissionsExt;
         let (dir, _maildir, txn) = one_written(b"Subject: private\r\n\r\nx\r\n");
-        txn.commit(Arc::new(AtomicBool::new(false))).await.unwrap();
+        txn.commit(Vec::new(), Arc::new(AtomicBool::new(false))).await.unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let stored = files(&dir.path().join("new"));
         assert_eq!(stored.len(), 1);
@@ -239,7 +242,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_commit_stores_nothing() {
         let (dir, _maildir, txn) = one_written(b"Subject: late\r\n\r\nx\r\n");
-        let err = txn.commit(Arc::new(AtomicBool::new(true))).await.unwrap_err();
+        let err = txn.commit(Vec::new(), Arc::new(AtomicBool::new(true))).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(files(&dir.path().join("new")).is_empty());
         assert!(files(&dir.path().join("tmp")).is_empty());

@@ -69,7 +69,11 @@ pub trait Transaction: Send {
     /// the message survives a crash (it never blocks the executor). When
     /// `cancelled` is set before the message becomes visible (the host gave
     /// up waiting and told the client 451), nothing is stored.
-    fn commit(self: Box<Self>, cancelled: Arc<AtomicBool>) -> CommitFuture;
+    ///
+    /// `end_headers`: header fields decided once the content is complete
+    /// (Authentication-Results, Received-SPF), each ending in CRLF, already
+    /// checked by the caller; written above our Received field.
+    fn commit(self: Box<Self>, end_headers: Vec<u8>, cancelled: Arc<AtomicBool>) -> CommitFuture;
 }
 
 /// Whether an I/O error means "out of space" (reported as 452) rather than a

@@ -6,8 +6,6 @@ mod parse;
 mod replay;
 mod run;
 
-pub use parse::{Transcript, TranscriptConfig, TranscriptVerdict, unescape};
+pub use parse::{Transcript, TranscriptAnswer, TranscriptConfig, unescape};
 pub use replay::{replay_corpus, reply_codes};
-pub use run::{
-    ComponentDriver, Driver, EXTENSIONS, Event, Outcome, check, check_config, feed_plans, render_envelope, run,
-};
+pub use run::{ComponentDriver, Driver, Outcome, check, feed_plans, run};

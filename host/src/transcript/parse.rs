@@ -1,45 +1,33 @@
 //! Parser for the transcript files in tests/transcripts (format: README.md
 //! in that folder).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
+use smtp_core::{Answer, Config, Reason, Refusal};
 
-/// The host's answer to a message end, as a transcript states it.
+/// The host's answer to one question, as an `A:` line states it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TranscriptVerdict {
-    Accepted(String),
-    InsufficientStorage,
-    TemporaryFailure,
-    PermanentFailure,
+pub struct TranscriptAnswer {
+    /// The question expected (`connect`, `helo`, `mail`, `rcpt`, `auth`,
+    /// `message-end`: smtp-core's `Question::name`).
+    pub question: String,
+    pub answer: Answer,
 }
 
 /// Session configuration a transcript asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TranscriptConfig {
-    pub hostname: String,
-    pub max_message_size: u64,
-    pub max_recipients: u32,
-    pub max_line_length: u32,
-    /// Extension names from `! disable = …`.
-    pub disabled: Vec<String>,
+    /// The session's configuration: smtp-core's defaults, the hostname
+    /// `smtpcell.test`, and what the `!` lines change.
+    pub session: Config,
     pub peer_ip: String,
 }
 
 impl Default for TranscriptConfig {
     fn default() -> Self {
         TranscriptConfig {
-            hostname: "smtpcell.test".into(),
-            max_message_size: 10_240_000,
-            max_recipients: 100,
-            max_line_length: 1000,
-            disabled: vec![],
+            session: Config { hostname: "smtpcell.test".into(), ..Config::default() },
             peer_ip: "192.0.2.1".into(),
         }
-    }
-}
-
-impl TranscriptConfig {
-    pub fn enabled(&self, extension: &str) -> bool {
-        !self.disabled.iter().any(|d| d == extension)
     }
 }
 
@@ -52,7 +40,8 @@ pub struct Transcript {
     pub client: Vec<Vec<u8>>,
     /// Everything the server must send.
     pub expected: Vec<u8>,
-    pub verdicts: Vec<TranscriptVerdict>,
+    /// The host's answers, in the order questions are asked.
+    pub answers: Vec<TranscriptAnswer>,
     /// Contents of the messages that end, in order.
     pub messages: Vec<Vec<u8>>,
 }
@@ -64,7 +53,7 @@ impl Transcript {
             config: TranscriptConfig::default(),
             client: vec![],
             expected: vec![],
-            verdicts: vec![],
+            answers: vec![],
             messages: vec![],
         };
         let mut seen_exchange = false;
@@ -99,7 +88,7 @@ impl Transcript {
                     t.expected.extend_from_slice(rest.as_bytes());
                     t.expected.extend_from_slice(b"\r\n");
                 }
-                "V:" => t.verdicts.push(parse_verdict(rest).with_context(at)?),
+                "A:" => t.answers.push(parse_answer(rest).with_context(at)?),
                 "M=" => t.messages.push(unescape(rest).with_context(at)?),
                 _ => bail!("{}: unknown tag {tag:?}", at()),
             }
@@ -125,27 +114,72 @@ include!(concat!(env!("OUT_DIR"), "/corpus.rs"));
 fn set_config(config: &mut TranscriptConfig, assignment: &str) -> Result<()> {
     let Some((key, value)) = assignment.split_once('=') else { bail!("expected `key = value`") };
     let (key, value) = (key.trim(), value.trim());
+    let session = &mut config.session;
+    let names = || value.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty());
     match key {
-        "hostname" => config.hostname = value.to_string(),
-        "max-message-size" => config.max_message_size = value.parse()?,
-        "max-recipients" => config.max_recipients = value.parse()?,
-        "max-line-length" => config.max_line_length = value.parse()?,
-        "disable" => config.disabled = value.split(',').map(|s| s.trim().to_ascii_lowercase()).collect(),
+        "hostname" => session.hostname = value.to_string(),
+        "max-message-size" => session.max_message_size = value.parse()?,
+        "max-recipients" => session.max_recipients = value.parse()?,
+        "max-line-length" => session.max_line_length = value.parse()?,
+        "disable" => {
+            for name in names() {
+                // A typo must not silently test the default.
+                *session.extensions.flag_mut(&name).with_context(|| format!("unknown extension {name:?}"))? = false;
+            }
+        }
+        "ask" => {
+            for name in names() {
+                *session.questions.flag_mut(&name).with_context(|| format!("unknown question {name:?}"))? = true;
+            }
+        }
+        "auth" => {
+            for name in names() {
+                match name.as_str() {
+                    "plain" => session.auth_mechanisms.plain = true,
+                    "login" => session.auth_mechanisms.login = true,
+                    _ => bail!("unknown SASL mechanism {name:?}"),
+                }
+            }
+        }
+        "auth-without-tls" => session.auth_without_tls = yes_no(value)?,
         "peer-ip" => config.peer_ip = value.to_string(),
         _ => bail!("unknown configuration key {key:?}"),
     }
     Ok(())
 }
 
-fn parse_verdict(text: &str) -> Result<TranscriptVerdict> {
-    let mut words = text.split_whitespace();
-    Ok(match (words.next(), words.next()) {
-        (Some("accepted"), Some(id)) => TranscriptVerdict::Accepted(id.to_string()),
-        (Some("insufficient-storage"), None) => TranscriptVerdict::InsufficientStorage,
-        (Some("temporary-failure"), None) => TranscriptVerdict::TemporaryFailure,
-        (Some("permanent-failure"), None) => TranscriptVerdict::PermanentFailure,
-        _ => bail!("unknown verdict {text:?}"),
-    })
+fn yes_no(value: &str) -> Result<bool> {
+    match value {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => bail!("expected yes or no, not {value:?}"),
+    }
+}
+
+/// `QUESTION accept [TEXT]` or `QUESTION refuse REASON permanent|temporary [TEXT]`.
+fn parse_answer(text: &str) -> Result<TranscriptAnswer> {
+    let mut words = text.splitn(3, ' ');
+    let question = words.next().unwrap_or_default().to_string();
+    ensure!(
+        ["connect", "helo", "mail", "rcpt", "auth", "message-end"].contains(&question.as_str()),
+        "unknown question {question:?}"
+    );
+    let answer = match (words.next(), words.next()) {
+        (Some("accept"), text) => Answer::Accept(text.map(str::to_string)),
+        (Some("refuse"), Some(rest)) => {
+            let mut words = rest.splitn(3, ' ');
+            let reason = words.next().unwrap_or_default();
+            let reason = Reason::from_name(reason).with_context(|| format!("unknown reason {reason:?}"))?;
+            let permanent = match words.next() {
+                Some("permanent") => true,
+                Some("temporary") => false,
+                other => bail!("expected permanent or temporary, not {other:?}"),
+            };
+            Answer::Refuse(Refusal { reason, permanent, text: words.next().map(str::to_string) })
+        }
+        _ => bail!("expected `accept [text]` or `refuse reason permanent|temporary [text]` after the question"),
+    };
+    Ok(TranscriptAnswer { question, answer })
 }
 
 /// Decodes `\r \n \t \0 \\ \xHH`.
@@ -182,14 +216,31 @@ mod tests {
     fn parses_every_tag() {
         let t = Transcript::parse(
             "x",
-            "# c\n! max-recipients = 2\n! disable = chunking, DSN\nS: 220 hi\nC: EHLO a\nC= .\\r\\n\\x41\\\\\nV: accepted ID1\nM= a\\0b\n",
+            "# c\n! max-recipients = 2\n! disable = chunking, DSN\n! ask = rcpt\nS: 220 hi\nC: EHLO a\nC= .\\r\\n\\x41\\\\\n\
+             A: rcpt refuse no-such-user permanent see https://x.test/\nA: message-end accept ID1\nM= a\\0b\n",
         )
         .unwrap();
-        assert_eq!(t.config.max_recipients, 2);
-        assert_eq!(t.config.disabled, ["chunking", "dsn"]);
+        assert_eq!(t.config.session.max_recipients, 2);
+        assert!(
+            !t.config.session.extensions.chunking
+                && !t.config.session.extensions.dsn
+                && t.config.session.extensions.size
+        );
+        assert!(t.config.session.questions.rcpt && !t.config.session.questions.mail);
         assert_eq!(t.expected, b"220 hi\r\n");
         assert_eq!(t.input(), b"EHLO a\r\n.\r\nA\\");
-        assert_eq!(t.verdicts, [TranscriptVerdict::Accepted("ID1".into())]);
+        assert_eq!(
+            t.answers[0].answer,
+            Answer::Refuse(Refusal {
+                reason: Reason::NoSuchUser,
+                permanent: true,
+                text: Some("see https://x.test/".into())
+            })
+        );
+        assert_eq!(
+            t.answers[1],
+            TranscriptAnswer { question: "message-end".into(), answer: Answer::Accept(Some("ID1".into())) }
+        );
         assert_eq!(t.messages, [b"a\0b".to_vec()]);
     }
 
@@ -198,5 +249,7 @@ mod tests {
         assert!(Transcript::parse("x", "C: NOOP\n! hostname = a\n").is_err());
         assert!(Transcript::parse("x", "Q: what\n").is_err());
         assert!(Transcript::parse("x", "C= \\q\n").is_err());
+        assert!(Transcript::parse("x", "! disable = chunkin\n").is_err());
+        assert!(Transcript::parse("x", "A: rcpt refuse no-such-usr permanent\n").is_err());
     }
 }

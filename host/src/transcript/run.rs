@@ -1,86 +1,101 @@
 //! Runs a transcript against a session: the component in the host's
-//! runtime here, the core natively in the tests. Every driver turns what the
-//! session does into the same [`Event`]s, so outputs compare byte for byte.
+//! runtime here, the core natively in the tests. Every driver speaks
+//! smtp-core's types (the component's through `runtime::convert`), so
+//! outcomes compare byte for byte and envelope for envelope, and every
+//! call is checked by smtp-core's one contract checker.
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use smtp_core::contract::{Call, Checker, Step};
+use smtp_core::{Action, Answer, Envelope, Question};
 
-use super::parse::{Transcript, TranscriptConfig, TranscriptVerdict};
+use super::parse::{Transcript, TranscriptConfig};
 use crate::runtime::{self as rt, GuestSession, LoadedComponent};
-/// One action, normalised across drivers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    Send(Vec<u8>),
-    /// The envelope, rendered canonically.
-    Begin(String),
-    Data(Vec<u8>),
-    End,
-    Abort,
-    StartTls,
-    Close,
-}
 
 /// A session under test.
 #[allow(async_fn_in_trait)]
 pub trait Driver {
-    async fn greeting(&mut self) -> Result<Vec<Event>>;
-    async fn feed(&mut self, input: &[u8]) -> Result<Vec<Event>>;
-    async fn complete(&mut self, verdict: &TranscriptVerdict) -> Result<Vec<Event>>;
+    async fn greeting(&mut self) -> Result<Vec<Action>>;
+    async fn feed(&mut self, input: &[u8]) -> Result<Vec<Action>>;
+    async fn answer(&mut self, answer: &Answer) -> Result<Vec<Action>>;
 }
 
 /// What a run produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub output: Vec<u8>,
-    pub envelopes: Vec<String>,
+    pub envelopes: Vec<Envelope>,
+    /// Contents of the messages that reached their end, whatever the answer.
     pub messages: Vec<Vec<u8>>,
 }
 
-/// Feeds `chunks` in order, executing events as the transcript format says.
+/// Feeds `chunks` in order, executing actions and answering questions as
+/// the transcript format says (tests/transcripts/README.md).
+///
+/// Errors: a broken contract rule, a question other than the one the
+/// transcript answers, answers left over, or the driver's own failure.
 pub async fn run(driver: &mut impl Driver, t: &Transcript, chunks: &[Vec<u8>]) -> Result<Outcome> {
+    let session = &t.config.session;
+    let mut checker = Checker::new(session.max_message_size, session.max_recipients);
     let mut outcome = Outcome::default();
-    let mut verdicts = t.verdicts.iter();
+    let mut answers = t.answers.iter();
     let mut current: Option<Vec<u8>> = None;
     let mut chunks = chunks.iter();
-    let mut events = driver.greeting().await?;
+    let mut call = Call::Greeting;
+    let mut actions = driver.greeting().await?;
     loop {
-        let mut ended = false;
-        let mut closed = false;
-        for event in events {
-            ensure!(!ended && !closed, "an action after message-end or close");
-            match event {
-                Event::Send(bytes) => outcome.output.extend_from_slice(&bytes),
-                Event::Begin(envelope) => {
-                    ensure!(current.is_none(), "message-begin inside a message");
+        checker.check(call, actions.iter().map(Step::of)).map_err(|v| anyhow!("contract violation: {v}"))?;
+        let mut question = None;
+        for action in actions {
+            match action {
+                Action::Send(bytes) => outcome.output.extend_from_slice(&bytes),
+                Action::MessageBegin(envelope) => {
                     current = Some(vec![]);
                     outcome.envelopes.push(envelope);
                 }
-                Event::Data(bytes) => current.as_mut().context("message-data outside a message")?.extend(bytes),
-                Event::End => {
-                    outcome.messages.push(current.take().context("message-end outside a message")?);
-                    ended = true;
-                }
-                Event::Abort => {
-                    current.take().context("message-abort outside a message")?;
-                }
-                Event::StartTls => bail!("start-tls is not part of the transcript corpus"),
-                Event::Close => closed = true,
+                Action::MessageData(bytes) => current.as_mut().context("checked")?.extend(bytes),
+                Action::MessageAbort => current = None,
+                Action::Ask(asked) => question = Some(asked),
+                Action::StartTls => bail!("start-tls is not part of the transcript corpus"),
+                Action::Close => return finished(outcome, answers.len()),
             }
         }
-        if closed {
-            return Ok(outcome);
-        }
-        events = if ended {
-            let default = TranscriptVerdict::Accepted(format!("Q{}", outcome.messages.len()));
-            driver.complete(verdicts.next().unwrap_or(&default)).await?
-        } else {
-            match chunks.next() {
-                Some(chunk) => driver.feed(chunk).await?,
-                None => return Ok(outcome),
+        (call, actions) = match question {
+            Some(question) => {
+                if question == Question::MessageEnd {
+                    outcome.messages.push(current.take().context("checked")?);
+                }
+                let answer = match answers.next() {
+                    Some(given) => {
+                        ensure!(
+                            given.question == question.name(),
+                            "the session asked {} where the transcript answers {}",
+                            question.name(),
+                            given.question
+                        );
+                        given.answer.clone()
+                    }
+                    None if question == Question::MessageEnd => {
+                        Answer::Accept(Some(format!("Q{}", outcome.messages.len())))
+                    }
+                    None => Answer::ACCEPT,
+                };
+                (Call::Answer, driver.answer(&answer).await?)
             }
+            None => match chunks.next() {
+                Some(chunk) => (Call::Feed(chunk.len()), driver.feed(chunk).await?),
+                None => return finished(outcome, answers.len()),
+            },
         };
     }
+}
+
+/// An answer never asked for is a transcript that does not test what it
+/// says.
+fn finished(outcome: Outcome, answers_left: usize) -> Result<Outcome> {
+    ensure!(answers_left == 0, "{answers_left} answers left over: the session asked fewer questions");
+    Ok(outcome)
 }
 
 /// The ways a transcript's input is split into feed calls. All must give the
@@ -119,122 +134,27 @@ pub fn check(t: &Transcript, outcome: &Outcome) -> Result<()> {
     Ok(())
 }
 
-/// Extension names a transcript may `disable`.
-pub const EXTENSIONS: [&str; 9] =
-    ["pipelining", "size", "8bitmime", "enhancedstatuscodes", "smtputf8", "chunking", "binarymime", "dsn", "help"];
-
-/// Fails on a `disable` entry that names no extension (a typo would
-/// otherwise silently test the default).
-pub fn check_config(config: &TranscriptConfig) -> Result<()> {
-    for name in &config.disabled {
-        ensure!(EXTENSIONS.contains(&name.as_str()), "unknown extension {name:?} in `disable`");
-    }
-    Ok(())
-}
-
 /// The built component, in the host's own runtime (the code path the
 /// server uses).
 pub struct ComponentDriver(GuestSession);
 
 impl ComponentDriver {
     pub async fn new(component: &Arc<LoadedComponent>, config: &TranscriptConfig) -> Result<Self> {
-        check_config(config)?;
-        let mut ext = rt::Extensions::empty();
-        for (name, flag) in [
-            ("pipelining", rt::Extensions::PIPELINING),
-            ("size", rt::Extensions::SIZE),
-            ("8bitmime", rt::Extensions::EIGHTBITMIME),
-            ("enhancedstatuscodes", rt::Extensions::ENHANCEDSTATUSCODES),
-            ("smtputf8", rt::Extensions::SMTPUTF8),
-            ("chunking", rt::Extensions::CHUNKING),
-            ("binarymime", rt::Extensions::BINARYMIME),
-            ("dsn", rt::Extensions::DSN),
-            ("help", rt::Extensions::HELP),
-        ] {
-            if config.enabled(name) {
-                ext |= flag;
-            }
-        }
-        let guest = rt::GuestConfig {
-            hostname: config.hostname.clone(),
-            max_message_size: config.max_message_size,
-            max_recipients: config.max_recipients,
-            max_line_length: config.max_line_length,
-            extensions: ext,
-        };
         let peer = rt::PeerInfo { ip: config.peer_ip.clone(), port: 40000 };
-        Ok(ComponentDriver(GuestSession::start(component, &guest, &peer).await?))
-    }
-
-    fn events(actions: Vec<rt::Action>) -> Vec<Event> {
-        use rt::Action as A;
-        actions
-            .into_iter()
-            .map(|a| match a {
-                A::Send(b) => Event::Send(b),
-                A::MessageBegin(e) => Event::Begin(render_envelope(
-                    &e.helo,
-                    &e.reverse_path,
-                    e.recipients.iter().map(|r| (r.address.as_str(), r.notify.as_deref(), r.orcpt.as_deref())),
-                    &e.protocol,
-                    match e.body {
-                        rt::BodyType::SevenBit => "SevenBit",
-                        rt::BodyType::EightBitMime => "EightBitMime",
-                        rt::BodyType::BinaryMime => "BinaryMime",
-                    },
-                    e.smtputf8,
-                    e.declared_size,
-                    e.dsn_return.map(|r| match r {
-                        rt::DsnReturn::Full => "Full".to_string(),
-                        rt::DsnReturn::Headers => "Headers".to_string(),
-                    }),
-                    e.dsn_envid.as_deref(),
-                )),
-                A::MessageData(b) => Event::Data(b),
-                A::MessageEnd => Event::End,
-                A::MessageAbort => Event::Abort,
-                A::StartTls => Event::StartTls,
-                A::Close => Event::Close,
-            })
-            .collect()
+        Ok(ComponentDriver(GuestSession::start(component, &rt::guest_config(&config.session), &peer).await?))
     }
 }
 
 impl Driver for ComponentDriver {
-    async fn greeting(&mut self) -> Result<Vec<Event>> {
-        Ok(Self::events(self.0.greeting().await?))
+    async fn greeting(&mut self) -> Result<Vec<Action>> {
+        Ok(self.0.greeting().await?)
     }
 
-    async fn feed(&mut self, input: &[u8]) -> Result<Vec<Event>> {
-        Ok(Self::events(self.0.feed(input).await?))
+    async fn feed(&mut self, input: &[u8]) -> Result<Vec<Action>> {
+        Ok(self.0.feed(input).await?)
     }
 
-    async fn complete(&mut self, verdict: &TranscriptVerdict) -> Result<Vec<Event>> {
-        let verdict = match verdict {
-            TranscriptVerdict::Accepted(id) => rt::Verdict::Accepted(id.clone()),
-            TranscriptVerdict::InsufficientStorage => rt::Verdict::InsufficientStorage,
-            TranscriptVerdict::TemporaryFailure => rt::Verdict::TemporaryFailure,
-            TranscriptVerdict::PermanentFailure => rt::Verdict::PermanentFailure,
-        };
-        Ok(Self::events(self.0.complete(&verdict).await?))
+    async fn answer(&mut self, answer: &Answer) -> Result<Vec<Action>> {
+        Ok(self.0.answer(answer).await?)
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub fn render_envelope<'a>(
-    helo: &str,
-    from: &str,
-    rcpts: impl Iterator<Item = (&'a str, Option<&'a str>, Option<&'a str>)>,
-    protocol: &str,
-    body: &str,
-    smtputf8: bool,
-    size: Option<u64>,
-    ret: Option<String>,
-    envid: Option<&str>,
-) -> String {
-    let rcpts: Vec<String> = rcpts.map(|(a, n, o)| format!("<{a}> notify={n:?} orcpt={o:?}")).collect();
-    format!(
-        "helo={helo} from=<{from}> to=[{}] proto={protocol} body={body} smtputf8={smtputf8} size={size:?} ret={ret:?} envid={envid:?}",
-        rcpts.join(", ")
-    )
 }

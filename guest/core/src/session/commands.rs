@@ -19,7 +19,7 @@ use crate::line::LineEvent;
 use crate::outbox::Outbox;
 use crate::params;
 use crate::phase::{Chunking, Pending, Phase, Transaction};
-use crate::question::{Credentials, Hello, MailRequest, Question, RcptRequest};
+use crate::question::{Hello, MailRequest, Question, RcptRequest};
 use crate::reply::Reply;
 
 impl Session {
@@ -338,19 +338,9 @@ impl Session {
                 self.phase = Phase::AuthResponse { hello, exchange };
             }
             Ok(Progress::Done(credentials)) => {
-                let identity = Self::identity(&credentials);
+                let identity = credentials.identity().to_string();
                 self.ask(Pending::Auth(hello, identity), Question::Auth(credentials), out);
             }
-        }
-    }
-
-    /// RFC 4954 section 4: the session acts as the authorization identity
-    /// when one was given, else as the authentication identity.
-    fn identity(credentials: &Credentials) -> String {
-        if credentials.authorization_id.is_empty() {
-            credentials.authentication_id.clone()
-        } else {
-            credentials.authorization_id.clone()
         }
     }
 }

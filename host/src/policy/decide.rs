@@ -1,0 +1,88 @@
+//! The `Policy` trait: one async decision per question of wit/session.wit.
+//!
+//! Decisions are futures because the real ones wait on the world (a DNS
+//! lookup for SPF, a database for recipients, a rate-limit store); they
+//! are boxed so that one server can hold any policy as `Arc<dyn Policy>`.
+//! A question the policy does not list in [`Policy::questions`] is never
+//! asked (the guest accepts it itself, at no cost), so the defaults here
+//! only matter for a policy that asks and then does not override.
+
+use std::future::{Future, ready};
+use std::pin::Pin;
+
+use smtp_core::{Answer, Credentials, Envelope, Hello, MailRequest, Questions, RcptRequest, Reason};
+
+use super::client::Client;
+
+/// A decision in progress.
+pub type Decision<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
+
+/// The decision at the end of a message, before it is stored: refuse it
+/// (nothing is stored), or accept it with the header fields decided now
+/// (RFC 8601 Authentication-Results, RFC 7208 Received-SPF: each ending in
+/// CRLF, written above our Received field).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndOfData {
+    Accept { headers: Vec<u8> },
+    Refuse(smtp_core::Refusal),
+}
+
+/// An end-of-data decision in progress.
+pub type EndOfDataDecision<'a> = Pin<Box<dyn Future<Output = EndOfData> + Send + 'a>>;
+
+fn decided<'a>(answer: Answer) -> Decision<'a> {
+    Box::pin(ready(answer))
+}
+
+/// The host's decisions. Every method has a default: accept, except AUTH,
+/// which is refused until a policy checks credentials (closed by default).
+pub trait Policy: Send + Sync + 'static {
+    /// The steps the guest asks about (wit/session.wit `questions`); AUTH
+    /// and the end of a message are always asked.
+    fn questions(&self) -> Questions {
+        Questions::default()
+    }
+
+    /// A client connected; refusing gives it 554 (only QUIT is served) or,
+    /// temporarily, 421 and close.
+    fn connect<'a>(&'a self, client: &'a Client) -> Decision<'a> {
+        let _ = client;
+        decided(Answer::ACCEPT)
+    }
+
+    /// HELO/EHLO.
+    fn helo<'a>(&'a self, client: &'a Client, hello: &'a Hello) -> Decision<'a> {
+        let _ = (client, hello);
+        decided(Answer::ACCEPT)
+    }
+
+    /// MAIL: the reverse-path and its parameters.
+    fn mail<'a>(&'a self, client: &'a Client, mail: &'a MailRequest) -> Decision<'a> {
+        let _ = (client, mail);
+        decided(Answer::ACCEPT)
+    }
+
+    /// One RCPT.
+    fn rcpt<'a>(&'a self, client: &'a Client, rcpt: &'a RcptRequest) -> Decision<'a> {
+        let _ = (client, rcpt);
+        decided(Answer::ACCEPT)
+    }
+
+    /// AUTH with decoded credentials. Never log `credentials.secret`.
+    fn auth<'a>(&'a self, client: &'a Client, credentials: &'a Credentials) -> Decision<'a> {
+        let _ = (client, credentials);
+        decided(Answer::refuse(Reason::AuthFailed, true))
+    }
+
+    /// The message's content is complete (`content_size` octets); it is
+    /// stored after an accept.
+    fn end_of_data<'a>(
+        &'a self,
+        client: &'a Client,
+        envelope: &'a Envelope,
+        content_size: u64,
+    ) -> EndOfDataDecision<'a> {
+        let _ = (client, envelope, content_size);
+        Box::pin(ready(EndOfData::Accept { headers: Vec::new() }))
+    }
+}
