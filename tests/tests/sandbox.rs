@@ -81,7 +81,12 @@ fn a_faulting_guest_ends_only_its_own_connection() {
     // Traps and limits fire inside DATA, with content already in tmp/;
     // contract violations are actions that make no sense where they come.
     let faults = [("X-TRAP", true), ("X-LOOP", true), ("X-ALLOC", true)];
-    let violations = [("X-DATA-WITHOUT-BEGIN", false), ("X-END-WITHOUT-BEGIN", false), ("X-INJECT-HEADER", false)];
+    let violations = [
+        ("X-DATA-WITHOUT-BEGIN", false),
+        ("X-END-WITHOUT-BEGIN", false),
+        ("X-ASK-TWICE", false),
+        ("X-INJECT-HEADER", false),
+    ];
     for (trigger, in_data) in faults.into_iter().chain(violations) {
         let addr = server.addr;
         let healthy = std::thread::spawn(move || healthy_session(addr, 20));

@@ -86,7 +86,11 @@ where
             Ok(connection) => connection,
             Err(fault) => return warn!(%fault, "guest fault at start: connection dropped"),
         };
-        match connection.run().await {
+        let ended = connection.run().await;
+        // Whatever ended the session, a message not answered is discarded
+        // now, before the client can hear anything more (invariant 2).
+        connection.delivery = None;
+        match ended {
             Ok(()) => debug!("closed"),
             Err(ConnError::Guest(fault)) => {
                 warn!(%fault, "guest fault: ending this connection");
