@@ -2,7 +2,7 @@
 //! (`tests/transcripts`), so that fuzzing starts from every protocol path
 //! the transcripts reach instead of from nothing:
 //! - `session`: each transcript's client bytes behind a header with its
-//!   configuration and verdicts;
+//!   configuration and answers;
 //! - `command`: every distinct line the clients send;
 //! - `dot`: what follows each DATA command line;
 //! - `bdat`: the chunks of each transcript that uses BDAT.
@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use smtp_core::{Answer, Questions, Reason, Refusal};
 use smtp_core_fuzz::cuts::seed_of;
 use smtp_core_fuzz::inputs::{self, Chunk};
 
@@ -25,7 +26,7 @@ const MAX_SEED: usize = 4096;
 struct Transcript {
     settings: Vec<(String, String)>,
     client: Vec<u8>,
-    verdicts: Vec<String>,
+    answers: Vec<Answer>,
 }
 
 fn main() {
@@ -41,7 +42,8 @@ fn main() {
     for path in files {
         let name = path.file_stem().and_then(|s| s.to_str()).expect("file name").to_string();
         let t = parse(&fs::read_to_string(&path).expect("transcript"));
-        seeds.insert(("session", name.clone()), [&session_header(&t)[..], &t.client].concat());
+        let answers: Vec<u8> = t.answers.iter().take(inputs::MAX_ANSWERS).map(inputs::encode_answer).collect();
+        seeds.insert(("session", name.clone()), [&session_header(&t, answers.len())[..], &answers, &t.client].concat());
         for line in t.client.split(|&b| b == b'\n').filter(|line| !line.is_empty() && line.len() < 1024) {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             seeds.insert(("command", format!("{:016x}", seed_of(line))), line.to_vec());
@@ -83,11 +85,29 @@ fn parse(text: &str) -> Transcript {
             t.client.extend_from_slice(b"\r\n");
         } else if let Some(text) = line.strip_prefix("C= ") {
             t.client.extend_from_slice(&unescape(text));
-        } else if let Some(verdict) = line.strip_prefix("V: ") {
-            t.verdicts.push(verdict.to_string());
+        } else if let Some(answer) = line.strip_prefix("A: ") {
+            t.answers.push(parse_answer(answer));
         }
     }
     t
+}
+
+/// `QUESTION accept [TEXT]` or `QUESTION refuse REASON permanent|temporary
+/// [TEXT]` (tests/transcripts/README.md); the question is not encoded,
+/// since answers are taken in order whatever was asked.
+fn parse_answer(line: &str) -> Answer {
+    let (_question, answer) = line.split_once(' ').expect("an answer after the question");
+    let (verb, rest) = answer.split_once(' ').map_or((answer, None), |(verb, rest)| (verb, Some(rest)));
+    match verb {
+        "accept" => Answer::Accept(rest.map(String::from)),
+        "refuse" => {
+            let mut words = rest.expect("a reason").splitn(3, ' ');
+            let reason = Reason::from_name(words.next().expect("a reason")).expect("a known reason");
+            let permanent = words.next() == Some("permanent");
+            Answer::Refuse(Refusal { reason, permanent, text: words.next().map(String::from) })
+        }
+        other => panic!("answer {other:?}"),
+    }
 }
 
 /// The escapes of tests/transcripts/README.md.
@@ -123,8 +143,9 @@ fn max_size(t: &Transcript) -> Option<u64> {
     setting(t, "max-message-size").map(|v| v.parse().expect("max-message-size"))
 }
 
-/// The nearest configuration the session header can express.
-fn session_header(t: &Transcript) -> [u8; inputs::SESSION_HEADER] {
+/// The nearest configuration the session header can express, announcing
+/// `answers` answer bytes.
+fn session_header(t: &Transcript, answers: usize) -> [u8; inputs::SESSION_HEADER] {
     let size = match max_size(t) {
         None => 0,
         Some(size) => inputs::SIZES.iter().position(|&s| s >= size).unwrap_or(0) as u8,
@@ -133,21 +154,24 @@ fn session_header(t: &Transcript) -> [u8; inputs::SESSION_HEADER] {
         .map_or(0, |v| inputs::RECIPIENTS.iter().position(|&r| r.to_string() == v).unwrap_or(0) as u8);
     let line = setting(t, "max-line-length")
         .map_or(0, |v| inputs::LINE_LENGTHS.iter().position(|&l| l.to_string() == v).unwrap_or(0) as u8);
-    let mut off = 0u16;
-    for name in setting(t, "disable").unwrap_or("").split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let bit = inputs::EXTENSIONS.iter().position(|&e| e == name).expect("extension name");
-        off |= 1 << bit;
-    }
-    let verdicts = t.verdicts.iter().take(4).enumerate().fold(0u8, |byte, (n, verdict)| {
-        let code = match verdict.split_whitespace().next() {
-            Some("insufficient-storage") => 1,
-            Some("temporary-failure") => 2,
-            Some("permanent-failure") => 3,
-            _ => 0,
-        };
-        byte | code << (2 * n)
-    });
-    [size | recipients << 2 | line << 4, off as u8, (off >> 8) as u8, verdicts]
+    // Each listed name sets the bit at its index in `names`, from `first`.
+    let bits = |key: &str, names: &[&str], first: u32| {
+        let listed = setting(t, key).unwrap_or("").split(',').map(str::trim).filter(|n| !n.is_empty());
+        listed.fold(0u16, |bits, name| {
+            let bit = names.iter().position(|&n| n == name).unwrap_or_else(|| panic!("{key} = {name}"));
+            bits | 1 << (first + bit as u32)
+        })
+    };
+    let off = bits("disable", &inputs::EXTENSIONS, 0);
+    let asked = bits("ask", &Questions::NAMES, 4) as u8;
+    let mechanisms = bits("auth", &["plain", "login"], 0) as u8;
+    let without_tls = u8::from(setting(t, "auth-without-tls") == Some("yes")) << 2;
+    [
+        size | recipients << 2 | line << 4,
+        off as u8,
+        (off >> 8) as u8 | asked,
+        mechanisms | without_tls | (answers as u8) << 3,
+    ]
 }
 
 fn dot_header(t: &Transcript) -> [u8; inputs::DOT_HEADER] {

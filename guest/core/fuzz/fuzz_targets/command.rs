@@ -5,7 +5,8 @@
 //! - an accepted command written back in canonical form parses to the same
 //!   command (nothing the parser keeps depends on how it was spelled);
 //! - verbs are case-insensitive: upper-casing the verb changes nothing;
-//! - HELO names, paths and parameters are taken verbatim from the line.
+//! - HELO names, paths, parameters and AUTH's mechanism and initial
+//!   response are taken verbatim from the line.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -44,6 +45,11 @@ fuzz_target!(|line: &[u8]| {
             assert!(text.contains(path.as_str()), "path not taken verbatim");
             check_params(text, params);
         }
+        Command::Auth { mechanism, initial } => {
+            for word in [mechanism].into_iter().chain(initial) {
+                assert!(!word.is_empty() && !word.contains(' ') && text.contains(word), "AUTH word {word:?}");
+            }
+        }
         _ => {}
     }
 });
@@ -69,6 +75,8 @@ fn canonical(command: &Command<'_>) -> String {
         Command::Vrfy => "VRFY x".to_string(),
         Command::Expn => "EXPN".to_string(),
         Command::StartTls => "STARTTLS".to_string(),
+        Command::Auth { mechanism, initial: None } => format!("AUTH {mechanism}"),
+        Command::Auth { mechanism, initial: Some(initial) } => format!("AUTH {mechanism} {initial}"),
         Command::NotImplemented => "TURN".to_string(),
     }
 }

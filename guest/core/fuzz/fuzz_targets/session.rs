@@ -1,10 +1,13 @@
-//! A whole session: a header picks limits, extensions, verdicts and how
-//! the input ends (`inputs::session`); the rest is the client's bytes,
-//! fed whole, one byte per call and in random pieces of two sizes. The
-//! checking host (`src/host.rs`) panics on any broken contract rule on the
-//! way. Then:
-//! - every way of feeding gives the same replies, messages and close
-//!   (reads cut after STARTTLS, see below);
+//! A whole session: a header picks limits, extensions, the questions
+//! asked, AUTH, the host's answers and how the input ends
+//! (`inputs::session`); the rest is the client's bytes, fed whole, one
+//! byte per call and in random pieces of two sizes. The checking host
+//! (`src/host.rs`) answers every question at once and panics on any
+//! broken contract rule on the way. Then:
+//! - every way of feeding gives the same replies, questions, messages and
+//!   close (reads cut after STARTTLS, see below): input that arrives
+//!   behind a question waits for its answer, so a pipelining client's
+//!   one big write and a client that waits for each reply must look alike;
 //! - from the one-byte run, where every action's input position is exact:
 //!   each message began right after a DATA line (with a 354) or a BDAT
 //!   line, and each DATA message ended where, and with the content that,

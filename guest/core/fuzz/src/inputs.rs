@@ -3,19 +3,21 @@
 //! reach every configuration; the seed corpus generator encodes the
 //! transcripts the same way.
 
-use smtp_core::{Config, Extensions, Verdict};
+use smtp_core::{Answer, AuthMechanisms, Config, Extensions, Questions, Reason, Refusal};
 
 use crate::host::{End, HOSTNAME, Setup};
 
-/// Bytes in front of a `session` input's client stream:
+/// Bytes in front of a `session` input's client stream, then the answers:
 /// 0. limits: bits 0-1 size (default, 5, 20, 1000); bits 2-3 recipients
 ///    (100, 2, 0, 1); bits 4-5 line length (1000, 0 to test the floor,
 ///    2000, 1001); bit 6 STARTTLS offered; bit 7 spurious host calls.
 /// 1. extensions switched off, one bit each: PIPELINING, SIZE, 8BITMIME,
 ///    ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING, BINARYMIME, DSN.
 /// 2. bit 0 HELP off; bits 1-2 end (silence, timeout, shutdown, silence);
-///    bit 3 queue ids a faulty host might send (CR LF, junk, too long).
-/// 3. the first four verdicts, two bits each (accepted, 452, 451, 554).
+///    bit 3 implicit TLS (`tls_started` before `greeting`, RFC 8314);
+///    bits 4-7 the questions asked: connect, HELO, MAIL, RCPT.
+/// 3. bit 0 AUTH PLAIN offered, bit 1 AUTH LOGIN, bit 2 AUTH without TLS;
+///    bits 3-7 how many answer bytes follow the header (see [`answer`]).
 pub const SESSION_HEADER: usize = 4;
 
 pub const SIZES: [u64; 4] = [Config::DEFAULT_MAX_MESSAGE_SIZE, 5, 20, 1000];
@@ -24,11 +26,28 @@ pub const LINE_LENGTHS: [u32; 4] = [1000, 0, 2000, 1001];
 /// Extension names in the order of header byte 1, then HELP.
 pub const EXTENSIONS: [&str; 9] =
     ["pipelining", "size", "8bitmime", "enhancedstatuscodes", "smtputf8", "chunking", "binarymime", "dsn", "help"];
+/// Most answer bytes a header can announce (five bits).
+pub const MAX_ANSWERS: usize = 31;
+
+/// Texts a careless or hostile host might put in an answer, which the
+/// session must never pass on as they are: none (0), a CR LF that would
+/// inject a reply (1), nothing printable at all: NUL, non-ASCII, spaces to
+/// trim (2), and more than a queue id, an identity or a refusal text may
+/// be (3). Only the low two bits of `n` count.
+pub fn text(n: u8) -> Option<String> {
+    match n & 3 {
+        0 => None,
+        1 => Some("Q\r\n250 x".to_string()),
+        2 => Some(" \0\u{e9}\u{2603} ".to_string()),
+        _ => Some("L".repeat(300)),
+    }
+}
 
 /// Splits a `session` input into its setup and the client's bytes.
 pub fn session(data: &[u8]) -> Option<(Setup, &[u8])> {
-    let (header, stream) = data.split_first_chunk::<SESSION_HEADER>()?;
-    let [limits, off, options, verdicts] = *header;
+    let (header, rest) = data.split_first_chunk::<SESSION_HEADER>()?;
+    let [limits, off, options, auth] = *header;
+    let (answers, stream) = rest.split_at(usize::from(auth >> 3).min(rest.len()));
     let bit = |byte: u8, n: u32| byte & (1 << n) != 0;
     let extensions = Extensions {
         pipelining: !bit(off, 0),
@@ -48,21 +67,55 @@ pub fn session(data: &[u8]) -> Option<(Setup, &[u8])> {
         max_recipients: RECIPIENTS[usize::from((limits >> 2) & 3)],
         max_line_length: LINE_LENGTHS[usize::from((limits >> 4) & 3)],
         extensions,
+        questions: Questions {
+            connect: bit(options, 4),
+            helo: bit(options, 5),
+            mail: bit(options, 6),
+            rcpt: bit(options, 7),
+        },
+        auth_mechanisms: AuthMechanisms { plain: bit(auth, 0), login: bit(auth, 1) },
+        auth_without_tls: bit(auth, 2),
     };
-    let hostile_ids = bit(options, 3);
-    let verdicts = (0..4)
-        .map(|n| match (verdicts >> (2 * n)) & 3 {
-            0 if hostile_ids => {
-                Verdict::Accepted(["Q\r\n250 x", "", "\0\u{e9}", "L".repeat(200).as_str()][n].to_string())
-            }
-            0 => Verdict::Accepted(format!("Q{}", n + 1)),
-            1 => Verdict::InsufficientStorage,
-            2 => Verdict::TemporaryFailure,
-            _ => Verdict::PermanentFailure,
-        })
-        .collect();
-    let end = [End::Silence, End::Timeout, End::Shutdown, End::Silence][usize::from((options >> 1) & 3)];
-    Some((Setup { config, verdicts, spurious_calls: bit(limits, 7), end }, stream))
+    let setup = Setup {
+        config,
+        answers: answers.iter().map(|&byte| answer(byte)).collect(),
+        implicit_tls: bit(options, 3),
+        spurious_calls: bit(limits, 7),
+        end: [End::Silence, End::Timeout, End::Shutdown, End::Silence][usize::from((options >> 1) & 3)],
+    };
+    Some((setup, stream))
+}
+
+/// One answer byte: bit 0 refuse. Accept: bits 1-2 the text ([`text`]).
+/// Refuse: bits 1-4 the reason (`Reason::ALL`, modulo 12), bit 5
+/// permanent, bits 6-7 the host's text ([`text`]).
+pub fn answer(byte: u8) -> Answer {
+    if byte & 1 == 0 {
+        return Answer::Accept(text(byte >> 1));
+    }
+    Answer::Refuse(Refusal {
+        reason: Reason::ALL[usize::from((byte >> 1) & 15) % Reason::ALL.len()],
+        permanent: byte & (1 << 5) != 0,
+        text: text(byte >> 6),
+    })
+}
+
+/// The byte [`answer`] reads as `answer` (for the seed corpus), with the
+/// nearest text it can express.
+pub fn encode_answer(answer: &Answer) -> u8 {
+    let text = |text: &Option<String>| match text.as_deref() {
+        None => 0,
+        Some(text) if text.len() > 200 => 3,
+        Some(text) if text.bytes().any(|b| (b' '..=b'~').contains(&b)) => 1,
+        Some(_) => 2,
+    };
+    match answer {
+        Answer::Accept(given) => text(given) << 1,
+        Answer::Refuse(refusal) => {
+            let reason = Reason::ALL.iter().position(|&r| r == refusal.reason).expect("a reason") as u8;
+            1 | reason << 1 | u8::from(refusal.permanent) << 5 | text(&refusal.text) << 6
+        }
+    }
 }
 
 /// Bytes in front of a `dot` input's content:

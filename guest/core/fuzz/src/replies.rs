@@ -84,8 +84,9 @@ fn enhanced_code(text: &str) -> Option<&str> {
 }
 
 /// RFC 2034 section 3: every reply carries an enhanced code of its own
-/// class, except the greeting, the HELO/EHLO 250s and the 354 (which has
-/// no class in RFC 3463). Without the extension, none does.
+/// class, except the greeting, the HELO/EHLO 250s and the 3xx replies
+/// (RFC 3463 has no class 3: DATA's 354, AUTH's 334 challenges, whose
+/// text is base64, RFC 4954 section 4). Without the extension, none does.
 fn check_enhanced(reply: &Reply, rules: Rules<'_>) {
     let first = &reply.lines[0];
     let found = enhanced_code(first);
@@ -100,7 +101,7 @@ fn check_enhanced(reply: &Reply, rules: Rules<'_>) {
             "enhanced class mismatch: {reply:?}"
         );
     }
-    let exempt = reply.code == 354
+    let exempt = reply.code / 100 == 3
         || reply.lines.len() > 1
         || (reply.code == 220 && first.starts_with(&format!("{} ", rules.hostname)))
         || (reply.code == 250 && first == rules.hostname);
