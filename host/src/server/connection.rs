@@ -248,7 +248,7 @@ async fn commit(pending: Option<Pending>, bound: Duration) -> Verdict {
         Some(Pending::Open(txn)) => {
             let id = txn.queue_id().to_string();
             let cancelled = Arc::new(AtomicBool::new(false));
-            let committing = txn.commit(cancelled.clone());
+            let committing = txn.commit(Vec::new(), cancelled.clone());
             let Ok(outcome) = tokio::time::timeout(bound, committing).await else {
                 cancelled.store(true, Ordering::SeqCst);
                 warn!(queue_id = %id, "storage did not finish in time; message abandoned");
