@@ -16,8 +16,9 @@
 //! only do it for block-aligned offsets, and the content's final offset is
 //! the length of a header block that is not known while the content arrives,
 //! nor a block multiple (and padding the block would change the stored
-//! bytes). For the same reason `copy_file_range` never reflinks here: on
-//! every filesystem it is a page-cache to page-cache copy.
+//! bytes). For the same reason `copy_file_range` never reflinks here (XFS
+//! and btrfs checked): on every filesystem it is a page-cache to page-cache
+//! copy, which costs about what writing the octets again would.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
@@ -28,14 +29,18 @@ use std::os::unix::fs::FileExt;
 /// it the content is written to the message's tmp/ file as it arrives.
 ///
 /// Why 64 KiB: it is what each connection already held as its write buffer
-/// before content was held back for the header block, so per-connection
-/// memory stays where it was (1,000 connections in DATA hold at most
+/// before content was held back for the header block, so memory per
+/// connection stays where it was (1,000 connections in DATA hold at most
 /// 64 MiB, allocated as each message grows: a 1 KiB message holds about
-/// 1 KiB); and content beyond it still reaches tmp/ as it arrives, as
-/// before. A message within it is stored with one write and no second file;
-/// a larger one pays a second tmp/ file, a kernel copy and an unlink, small
-/// beside its own I/O at that size (bench/README.md, "Trace headers at the
-/// end of DATA").
+/// 1 KiB), and content past it still reaches tmp/ as it arrives, as before
+/// (host/tests/crash_recovery.rs counts on a 72 KiB partial message being
+/// there). A message within it costs what it did before. A larger one is
+/// written twice, to tmp/ and then by the kernel into a second tmp/ file:
+/// about twice the CPU of writing it once (1.2 to 2.7 times across sizes
+/// and filesystems), and on 100 KiB messages end to end 0.1 to 0.2 ms more
+/// server CPU each, which 128 KiB would avoid at twice the memory
+/// (docs/decisions.md and bench/README.md, "Trace headers at the end of
+/// DATA").
 pub const HELD_CONTENT_MAX: usize = 64 << 10;
 
 /// The content of one message so far: the head in memory, then, once it

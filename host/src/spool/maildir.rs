@@ -155,7 +155,8 @@ impl Transaction for MaildirTransaction {
     }
 
     /// A message whose content stayed in memory is written into its tmp/
-    /// file here, in one write of a few dozen KiB at most. A spilled one is
+    /// file here, in one write (at most `HELD_CONTENT_MAX` octets and the
+    /// header block). A spilled one is
     /// assembled on Tokio's blocking pool, as copying megabytes would hold
     /// up the executor: a new tmp/ file gets the header block and the
     /// content (see [`super::content`]), the spill file is removed, and the
@@ -174,8 +175,8 @@ impl Transaction for MaildirTransaction {
             let spill = Spill(tmp_path);
             tokio::task::spawn_blocking(move || {
                 let assembled = assemble(&names, content, &headers);
-                // Removed before the commit's syncfs, so its pages are
-                // dropped rather than written to the device.
+                // Removed before the commit's syncfs: whatever of it was not
+                // written back yet is dropped, never written to the device.
                 drop(spill);
                 match assembled {
                     Ok((tmp_path, file)) => committer.submit(Job { file, tmp_path, new_path, cancelled, done }),
@@ -442,10 +443,11 @@ mod tests {
         let tmp = dir.path().join("tmp");
         let [spill] = files(&tmp).try_into().unwrap();
         // As if its process had been killed: the same file under the name of
-        // a pid that no longer runs.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
+        // a pid that no process has. Found without starting a process: a
+        // fork here can make the recovery tests' freshly copied executable
+        // fail to start (ETXTBSY, the child holding it open for writing).
+        let pid_max: u32 = fs::read_to_string("/proc/sys/kernel/pid_max").unwrap().trim().parse().unwrap();
+        let dead = (2..pid_max).rev().find(|pid| !Path::new(&format!("/proc/{pid}")).exists()).unwrap();
         let name = spill.file_name().unwrap().to_str().unwrap();
         let orphan = tmp.join(name.replace(&format!("P{}Q", std::process::id()), &format!("P{dead}Q")));
         assert_ne!(orphan, spill);
