@@ -2,6 +2,7 @@
 //! [`Transaction`]; Maildir is the embedded default.
 
 mod commit;
+mod content;
 mod maildir;
 mod recovery;
 mod trace;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
+pub use content::HELD_CONTENT_MAX;
 pub use maildir::Maildir;
 pub use trace::{rfc5322_date, trace_headers};
 
@@ -53,7 +55,8 @@ pub type CommitFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
 /// A storage backend.
 pub trait Spool: Send + Sync + 'static {
-    /// Opens storage for one message and writes its trace headers.
+    /// Opens storage for one message. The header block ([`trace_headers`])
+    /// is written at [`Transaction::commit`], when all of it is known.
     fn begin(&self, meta: &MessageMeta) -> io::Result<Box<dyn Transaction>>;
 }
 
@@ -65,14 +68,19 @@ pub trait Transaction: Send {
     fn queue_id(&self) -> &str;
     /// Appends message content.
     fn write(&mut self, data: &[u8]) -> io::Result<()>;
-    /// Makes the message durable and visible. The future resolves only once
-    /// the message survives a crash (it never blocks the executor). When
-    /// `cancelled` is set before the message becomes visible (the host gave
-    /// up waiting and told the client 451), nothing is stored.
+    /// Writes the header block and makes the message durable and visible.
+    /// The future resolves only once the message survives a crash (it never
+    /// blocks the executor). When `cancelled` is set before the message
+    /// becomes visible (the host gave up waiting and told the client 451),
+    /// nothing is stored.
     ///
     /// `end_headers`: header fields decided once the content is complete
     /// (Authentication-Results, Received-SPF), each ending in CRLF, already
-    /// checked by the caller; written above our Received field.
+    /// checked by the caller; written above our Received field (see
+    /// [`trace_headers`]). Empty for none.
+    ///
+    /// Errors keep their kind: a full disk is [`io::ErrorKind::StorageFull`]
+    /// (see [`is_storage_full`]).
     fn commit(self: Box<Self>, end_headers: Vec<u8>, cancelled: Arc<AtomicBool>) -> CommitFuture;
 }
 

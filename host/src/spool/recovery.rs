@@ -2,20 +2,23 @@
 //!
 //! A message is written under `tmp/` while it arrives and renamed into
 //! `new/` only once it is durable, so a crash or `kill -9` leaves the
-//! messages that were in flight as partial files in `tmp/`. None of them was
+//! messages that were in flight as partial files in `tmp/`: each message's
+//! own file (empty while its content is still held in memory, see
+//! `spool::content`), and for a large message caught at commit, the file
+//! its header block and content were being copied into. None of them was
 //! acknowledged (the 250 comes after the rename), so nothing is lost by
 //! removing them, and nothing else ever would: without this sweep they stay
 //! forever.
 //!
 //! Only files this server writes are touched, recognised by their name
 //! (`{seconds}.M{microseconds}P{pid}Q{counter}.{host}`, see
-//! `Maildir::unique`) with our own host part; files of other delivery
-//! agents sharing the Maildir are left alone. A file is removed when the
-//! process that wrote it no longer runs: its pid is gone, is our own (a
-//! restarted server can get the crashed one's pid, as PID 1 in a container
-//! always does), or now belongs to a different program. A file whose
-//! writer is another live smtpcell process (two servers sharing one
-//! Maildir) is kept.
+//! `Names::create_tmp` in maildir.rs, which names both) with our own host
+//! part; files of other delivery agents sharing the Maildir are left alone.
+//! A file is removed when the process that wrote it no longer runs: its pid
+//! is gone, is our own (a restarted server can get the crashed one's pid, as
+//! PID 1 in a container always does), or now belongs to a different
+//! program. A file whose writer is another live smtpcell process (two
+//! servers sharing one Maildir) is kept.
 
 use std::fs;
 use std::io;

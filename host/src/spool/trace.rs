@@ -1,17 +1,30 @@
 //! The header block written before each stored message: the envelope (which
-//! would otherwise be lost, as Maildir has nowhere else to keep it) and the
-//! RFC 5321 section 4.4 trace.
+//! would otherwise be lost, as Maildir has nowhere else to keep it), the
+//! header fields decided once the content is complete, and the RFC 5321
+//! section 4.4 trace.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::MessageMeta;
 
-/// `Return-Path`, one `X-Envelope-To` per recipient, the envelope flags, and
-/// `Received`, each ending in CRLF. Values come from [`MessageMeta`], whose
-/// strings the host has already checked for CR, LF and NUL.
-pub fn trace_headers(meta: &MessageMeta, queue_id: &str) -> Vec<u8> {
-    let mut h = String::with_capacity(512);
+/// The whole header block, in this order, each field ending in CRLF:
+/// `Return-Path`, one `X-Envelope-To` per recipient, `X-Envelope-Body` (the
+/// envelope's flags), `end_headers` as given, then our `Received`.
+///
+/// `end_headers` are the fields decided at the end of the content
+/// (`Authentication-Results`, `Received-SPF`), already checked by the caller
+/// and each ending in CRLF; empty gives the block of a message without them.
+/// They go above our `Received` because RFC 8601 section 5 and RFC 7208
+/// section 9.1 want them above the trace field the receiver adds, where a
+/// reader tells them from the same fields a message brought with it.
+///
+/// Values come from [`MessageMeta`], whose strings the host has already
+/// checked for CR, LF and NUL.
+pub fn trace_headers(meta: &MessageMeta, queue_id: &str, end_headers: &[u8]) -> Vec<u8> {
+    debug_assert!(end_headers.is_empty() || end_headers.ends_with(b"\r\n"), "end headers end in CRLF");
+    // Writing into a Vec cannot fail, so the results are ignored.
+    let mut h = Vec::with_capacity(512 + end_headers.len());
     let _ = write!(h, "Return-Path: <{}>\r\n", meta.reverse_path);
     for rcpt in &meta.recipients {
         let _ = write!(h, "X-Envelope-To: <{}>", rcpt.address);
@@ -21,11 +34,11 @@ pub fn trace_headers(meta: &MessageMeta, queue_id: &str) -> Vec<u8> {
         if let Some(orcpt) = &rcpt.orcpt {
             let _ = write!(h, " ORCPT={orcpt}");
         }
-        h.push_str("\r\n");
+        h.extend_from_slice(b"\r\n");
     }
     let _ = write!(h, "X-Envelope-Body: {}", meta.body);
     if meta.smtputf8 {
-        h.push_str(" SMTPUTF8");
+        h.extend_from_slice(b" SMTPUTF8");
     }
     if let Some(ret) = meta.dsn_return {
         let _ = write!(h, " RET={ret}");
@@ -33,7 +46,8 @@ pub fn trace_headers(meta: &MessageMeta, queue_id: &str) -> Vec<u8> {
     if let Some(envid) = &meta.dsn_envid {
         let _ = write!(h, " ENVID={envid}");
     }
-    h.push_str("\r\n");
+    h.extend_from_slice(b"\r\n");
+    h.extend_from_slice(end_headers);
     let _ = write!(
         h,
         "Received: from {helo} ([{ip}])\r\n\tby {host} (smtpcell, {by}) with {proto} id {queue_id}",
@@ -47,7 +61,7 @@ pub fn trace_headers(meta: &MessageMeta, queue_id: &str) -> Vec<u8> {
         let _ = write!(h, "\r\n\tfor <{}>", only.address);
     }
     let _ = write!(h, ";\r\n\t{}\r\n", rfc5322_date(meta.received_at));
-    h.into_bytes()
+    h
 }
 
 /// An RFC 5322 date-time in UTC, e.g. `Sat, 28 Nov 2026 14:12:52 +0000`.
@@ -88,7 +102,56 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spool::StoredRecipient;
+    use std::net::Ipv4Addr;
     use std::time::Duration;
+
+    fn meta(recipients: &[&str]) -> MessageMeta {
+        MessageMeta {
+            server_hostname: "mx.example.org".into(),
+            client_ip: Ipv4Addr::LOCALHOST.into(),
+            helo: "client.example".into(),
+            reverse_path: "alice@example.org".into(),
+            recipients: recipients
+                .iter()
+                .map(|a| StoredRecipient { address: a.to_string(), notify: None, orcpt: None })
+                .collect(),
+            protocol: "ESMTP".into(),
+            body: "8BITMIME",
+            smtputf8: false,
+            dsn_return: None,
+            dsn_envid: None,
+            received_at: UNIX_EPOCH + Duration::from_secs(1_795_875_172),
+            handled_by: "smtpcell-guest@0.1.0".into(),
+        }
+    }
+
+    const ID: &str = "1795875172.M123456P4242Q0";
+
+    #[test]
+    fn without_end_headers_the_block_is_the_envelope_then_received() {
+        // The layout of every message stored before end headers existed.
+        let expected = "Return-Path: <alice@example.org>\r\n\
+                        X-Envelope-To: <bob@example.org>\r\n\
+                        X-Envelope-Body: 8BITMIME\r\n\
+                        Received: from client.example ([127.0.0.1])\r\n\
+                        \tby mx.example.org (smtpcell, smtpcell-guest@0.1.0) with ESMTP id 1795875172.M123456P4242Q0\r\n\
+                        \tfor <bob@example.org>;\r\n\
+                        \tSat, 28 Nov 2026 14:12:52 +0000\r\n";
+        assert_eq!(String::from_utf8(trace_headers(&meta(&["bob@example.org"]), ID, b"")).unwrap(), expected);
+    }
+
+    #[test]
+    fn end_headers_go_below_the_envelope_and_above_received() {
+        let end = b"Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=example.org\r\n\
+                    Received-SPF: pass (mx.example.org: 127.0.0.1 is allowed) client-ip=127.0.0.1\r\n";
+        let two = meta(&["bob@example.org", "carol@example.net"]);
+        let block = String::from_utf8(trace_headers(&two, ID, end)).unwrap();
+        let without = String::from_utf8(trace_headers(&two, ID, b"")).unwrap();
+        let at = without.find("Received: ").unwrap();
+        assert_eq!(block, format!("{}{}{}", &without[..at], std::str::from_utf8(end).unwrap(), &without[at..]));
+        assert!(without[..at].ends_with("X-Envelope-To: <carol@example.net>\r\nX-Envelope-Body: 8BITMIME\r\n"));
+    }
 
     #[test]
     fn formats_known_dates() {
