@@ -182,3 +182,55 @@ fn a_policy_that_does_not_decide_in_time_is_a_temporary_local_error() {
     assert_eq!(c.command("HELO client.example").unwrap(), "451 4.3.0 Temporary failure, please try again later\r\n");
     assert!(server.log().contains("the policy did not decide in time"), "{}", server.log());
 }
+
+/// Adds header fields at the end of data: well-formed ones, or, for a
+/// message whose reverse-path is `<bad@...>`, a bare LF that would let the
+/// policy forge header lines.
+struct Stamps;
+
+impl Policy for Stamps {
+    fn end_of_data<'a>(&'a self, _client: &'a Client, envelope: &'a Envelope, _size: u64) -> EndOfDataDecision<'a> {
+        let headers: &[u8] = if envelope.reverse_path.starts_with("bad@") {
+            b"Authentication-Results: smtpcell.test; none\nX-Forged: yes\r\n"
+        } else {
+            b"Authentication-Results: smtpcell.test;\r\n\tspf=pass smtp.mailfrom=client.example\r\n"
+        };
+        Box::pin(std::future::ready(EndOfData::Accept { headers: headers.to_vec() }))
+    }
+}
+
+#[test]
+fn end_of_data_header_fields_are_stored_above_received_and_malformed_ones_refused() {
+    let server = TestServer::builder().policy(Stamps).start();
+    for (sender, size) in [("alice", 10), ("alice", 300 << 10), ("bad", 10)] {
+        let mut c = RawClient::connect(server.addr).unwrap();
+        c.reply().unwrap();
+        c.command("HELO client.example").unwrap();
+        c.command(&format!("MAIL FROM:<{sender}@client.example>")).unwrap();
+        c.command("RCPT TO:<bob@smtpcell.test>").unwrap();
+        assert!(c.command("DATA").unwrap().starts_with("354"));
+        // Lines of 100 octets (the line limit is 1000).
+        let body = format!("{}\r\n", "x".repeat(98)).repeat(size / 100);
+        let reply = c.command(&format!("Subject: {size}\r\n\r\n{body}\r\n.")).unwrap();
+        if sender == "bad" {
+            assert_eq!(reply, "451 4.3.0 Temporary failure, please try again later\r\n");
+        } else {
+            assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
+        }
+    }
+    let delivered = server.delivered();
+    assert_eq!(delivered.len(), 2, "the malformed fields stored nothing");
+    for file in delivered {
+        let stored = stored_message(&file).unwrap();
+        let trace = stored.trace_text();
+        assert!(
+            trace.contains(
+                "X-Envelope-Body: 7BIT\r\nAuthentication-Results: smtpcell.test;\r\n\tspf=pass \
+                 smtp.mailfrom=client.example\r\nReceived: from client.example"
+            ),
+            "{trace}"
+        );
+        assert!(stored.content.starts_with(b"Subject: "));
+    }
+    assert!(server.leftovers().is_empty());
+}
