@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use smtp_core::Config as SessionConfig;
 use smtpcell::policy::AcceptAll;
 use smtpcell::runtime::{CompileCache, Registry, Runtime, SandboxLimits};
 use smtpcell::server::{FileStamp, Reloader, Server, ServerConfig, budget, control};
@@ -59,7 +60,7 @@ struct ServeArgs {
     #[arg(long, value_name = "DIR", default_value = "./mail")]
     maildir: PathBuf,
     /// Name announced in the greeting and written into Received headers.
-    #[arg(long, value_name = "NAME", default_value = "localhost")]
+    #[arg(long, value_name = "NAME", default_value = SessionConfig::DEFAULT_HOSTNAME)]
     hostname: String,
     /// Serve with this protocol component instead of the one built in;
     /// `smtpcell reload` and SIGHUP reload it from this path.
@@ -78,13 +79,18 @@ struct ServeArgs {
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
     /// Largest message accepted, in octets (advertised as SIZE).
-    #[arg(long, value_name = "BYTES", default_value_t = 10_240_000)]
+    #[arg(long, value_name = "BYTES", default_value_t = SessionConfig::DEFAULT_MAX_MESSAGE_SIZE)]
     max_message_size: u64,
     /// Most recipients per message.
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = SessionConfig::DEFAULT_MAX_RECIPIENTS)]
     max_recipients: u32,
     /// Longest text line accepted in DATA, in octets including CRLF (>= 1000).
-    #[arg(long, value_name = "BYTES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1000..))]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = SessionConfig::MIN_LINE_LENGTH,
+        value_parser = clap::value_parser!(u32).range(SessionConfig::MIN_LINE_LENGTH as i64..)
+    )]
     max_line_length: u32,
     /// Most concurrent connections; more are answered 421 and closed.
     /// Lowered at start-up, with a warning, to what the open-file limit
