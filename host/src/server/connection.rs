@@ -82,14 +82,16 @@ where
     let span = info_span!("conn", %peer, component = %component.label());
     async move {
         debug!("accepted");
-        let mut connection = match Connection::start(&ctx, component, stream, peer).await {
-            Ok(connection) => connection,
-            Err(fault) => return warn!(%fault, "guest fault at start: connection dropped"),
+        let (ended, mut stream) = match Connection::start(&ctx, component, stream, peer).await {
+            Ok(mut connection) => {
+                let ended = connection.run().await;
+                // Whatever ended the session, a message not answered is
+                // discarded now, before the client hears anything more
+                // (invariant 2).
+                (ended, connection.stream)
+            }
+            Err((fault, stream)) => (Err(ConnError::Guest(fault)), stream),
         };
-        let ended = connection.run().await;
-        // Whatever ended the session, a message not answered is discarded
-        // now, before the client can hear anything more (invariant 2).
-        connection.delivery = None;
         match ended {
             Ok(()) => debug!("closed"),
             Err(ConnError::Guest(fault)) => {
@@ -97,7 +99,7 @@ where
                 // The one reply the host writes itself: the guest that would
                 // have written it is gone.
                 let reply = format!("421 4.3.0 {} Service unavailable, closing connection\r\n", ctx.config.hostname);
-                if let Err(ConnError::Stalled) = connection.send(reply.as_bytes()).await {
+                if let Err(ConnError::Stalled) = send(&mut stream, reply.as_bytes(), &ctx.config).await {
                     info!("client did not read its replies");
                 }
             }
@@ -130,15 +132,20 @@ struct Connection<'c, S> {
 }
 
 impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
+    /// A connection with a fresh guest session; the stream back if the
+    /// guest could not start (the pool is full, the instance trapped).
     async fn start(
         ctx: &'c ServerContext,
         component: &'c Arc<LoadedComponent>,
         stream: S,
         peer: SocketAddr,
-    ) -> Result<Self, GuestFault> {
+    ) -> Result<Self, (GuestFault, S)> {
         let client = Client::connected(peer.ip(), peer.port());
         let peer_info = PeerInfo { ip: client.ip.to_string(), port: client.port };
-        let guest = GuestSession::start(component, &ctx.guest_config, &peer_info).await?;
+        let guest = match GuestSession::start(component, &ctx.guest_config, &peer_info).await {
+            Ok(guest) => guest,
+            Err(fault) => return Err((fault, stream)),
+        };
         Ok(Connection {
             ctx,
             component,
@@ -163,10 +170,7 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
             // Written before anything waits (a decision, storage, the
             // client): the replies held are never more than one call's.
             if !self.out.is_empty() {
-                let out = std::mem::take(&mut self.out);
-                self.send(&out).await?;
-                // The buffer is reused: one allocation per connection.
-                self.out = out;
+                send(&mut self.stream, &self.out, &self.ctx.config).await?;
                 self.out.clear();
             }
             (call, actions) = match next {
@@ -282,13 +286,13 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
         let config: &ServerConfig = &self.ctx.config;
         if self.guard.in_message() { config.data_timeout } else { config.command_timeout }
     }
+}
 
-    /// Writes replies to the client within [`ServerConfig::write_timeout`];
-    /// a client that does not take them by then is [`ConnError::Stalled`].
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
-        match tokio::time::timeout(self.ctx.config.write_timeout(), self.stream.write_all(bytes)).await {
-            Ok(written) => Ok(written?),
-            Err(_elapsed) => Err(ConnError::Stalled),
-        }
+/// Writes replies to the client within [`ServerConfig::write_timeout`]; a
+/// client that does not take them by then is [`ConnError::Stalled`].
+async fn send<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8], config: &ServerConfig) -> Result<(), ConnError> {
+    match tokio::time::timeout(config.write_timeout(), stream.write_all(bytes)).await {
+        Ok(written) => Ok(written?),
+        Err(_elapsed) => Err(ConnError::Stalled),
     }
 }
