@@ -5,7 +5,8 @@
 //!   configuration and answers;
 //! - `command`: every distinct line the clients send;
 //! - `dot`: what follows each DATA command line;
-//! - `bdat`: the chunks of each transcript that uses BDAT.
+//! - `bdat`: the chunks of each transcript that uses BDAT;
+//! - `session` again: the TLS paths no transcript can take ([`TLS_SEEDS`]).
 //!
 //! Run with `just fuzz-seeds` after changing the transcripts or an input
 //! layout (`src/inputs.rs`); the output is deterministic.
@@ -28,6 +29,26 @@ struct Transcript {
     client: Vec<u8>,
     answers: Vec<Answer>,
 }
+
+/// Sessions over TLS, which transcripts cannot start: STARTTLS then AUTH
+/// PLAIN and SMTPUTF8 with every question asked, and implicit TLS with
+/// AUTH LOGIN accepted under a host-named identity, then BDAT. They lead
+/// to the envelopes with `S` and `A` in their protocol name.
+const TLS_SEEDS: [(&str, [u8; inputs::SESSION_HEADER], &[u8]); 2] = [
+    (
+        "tls-starttls-auth-plain",
+        // STARTTLS offered; every question asked; AUTH PLAIN.
+        [0x40, 0, 0xf0, 0x01],
+        b"EHLO c\r\nSTARTTLS\r\nEHLO c\r\nAUTH PLAIN YQBiAGM=\r\nMAIL FROM:<a@b> SMTPUTF8\r\nRCPT TO:<c@d>\r\n\
+          DATA\r\nx\r\n.\r\nQUIT\r\n",
+    ),
+    (
+        "tls-implicit-auth-login",
+        // Implicit TLS; AUTH LOGIN; one answer byte: accept with text 1.
+        [0, 0, 0x08, 0x02 | 1 << 3],
+        b"\x02EHLO c\r\nAUTH LOGIN\r\nYg==\r\nYw==\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 1 LAST\r\nxQUIT\r\n",
+    ),
+];
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -61,6 +82,9 @@ fn main() {
             };
             seeds.insert(("bdat", name), inputs::encode_bdat(size, u8::from(binarymime), &chunks));
         }
+    }
+    for (name, header, client) in TLS_SEEDS {
+        seeds.insert(("session", name.to_string()), [&header[..], client].concat());
     }
     for target in ["command", "dot", "bdat", "session"] {
         let dir = root.join("seeds").join(target);

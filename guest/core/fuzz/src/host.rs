@@ -103,7 +103,7 @@ pub struct Timeline {
 pub const HOSTNAME: &str = "smtpcell.test";
 
 /// The TLS session the host reports, implicit or after STARTTLS.
-pub fn tls_info() -> TlsInfo {
+fn tls_info() -> TlsInfo {
     TlsInfo { version: "TLSv1.3".into(), cipher: "TLS_AES_256_GCM_SHA384".into() }
 }
 
