@@ -20,7 +20,11 @@ pub enum Call {
     /// `answer`: it processes the input kept behind the question, never
     /// more than the input of the `feed` call that asked.
     Answer,
-    /// `tls-started`, `timeout`, `shutdown`: no input.
+    /// `tls-started`: after `start-tls`, or before `greeting` (implicit
+    /// TLS). No input.
+    TlsStarted,
+    /// `timeout`, `shutdown`: no input; they end the session, a pending
+    /// question with it.
     NoInput,
 }
 
@@ -86,6 +90,8 @@ pub struct Checker {
     asking: bool,
     /// `start-tls` was returned and `tls-started` not yet called.
     awaiting_tls: bool,
+    /// `greeting` was called.
+    greeted: bool,
     closed: bool,
     /// Input of the `feed` call that asked the pending question: the most
     /// the following `answer` calls may process.
@@ -102,6 +108,7 @@ impl Checker {
             size: 0,
             asking: false,
             awaiting_tls: false,
+            greeted: false,
             closed: false,
             input_behind_question: 0,
         }
@@ -129,7 +136,7 @@ impl Checker {
         max_reply_octets(match call {
             Call::Feed(len) => len,
             Call::Answer => self.input_behind_question,
-            Call::Greeting | Call::NoInput => 0,
+            Call::Greeting | Call::TlsStarted | Call::NoInput => 0,
         })
     }
 
@@ -143,16 +150,24 @@ impl Checker {
     pub fn check(&mut self, call: Call, steps: impl IntoIterator<Item = Step>) -> Result<(), Violation> {
         match call {
             _ if self.closed => return violation("a call after close"),
+            Call::Greeting if self.greeted => return violation("a second greeting"),
+            Call::Greeting => self.greeted = true,
+            _ if !self.greeted && call != Call::TlsStarted => return violation("a call before the greeting"),
             Call::Feed(_) if self.asking => return violation("feed while a question is pending"),
             Call::Feed(_) if self.awaiting_tls => return violation("feed before tls-started"),
             Call::Answer if !self.asking => return violation("an answer without a question"),
             Call::Answer => self.asking = false,
+            Call::TlsStarted if !self.awaiting_tls && self.greeted => {
+                return violation("tls-started without start-tls");
+            }
+            Call::TlsStarted => self.awaiting_tls = false,
             Call::NoInput => {
-                // timeout, shutdown and tls-started drop a pending question.
+                // timeout and shutdown end the session: a pending question
+                // is dropped.
                 self.asking = false;
                 self.awaiting_tls = false;
             }
-            _ => {}
+            Call::Feed(_) => {}
         }
         let bound = self.send_bound(call);
         let mut sent = 0usize;
@@ -218,8 +233,10 @@ impl Checker {
                     ended = true;
                 }
                 Step::Close => {
+                    if self.open {
+                        return violation("close with a message open (it is aborted first)");
+                    }
                     self.closed = true;
-                    self.open = false;
                     ended = true;
                 }
             }
@@ -236,9 +253,16 @@ mod tests {
         [Step::Send(n)]
     }
 
+    /// A checker past the greeting.
+    fn greeted(max_message_size: u64, max_recipients: u32) -> Checker {
+        let mut checker = Checker::new(max_message_size, max_recipients);
+        checker.check(Call::Greeting, [Step::Send(10)]).unwrap();
+        checker
+    }
+
     #[test]
     fn replies_scale_with_the_input_of_the_call() {
-        let mut checker = Checker::new(1000, 10);
+        let mut checker = greeted(1000, 10);
         // 6,899 pipelined `EHLO a` (55,192 octets) answered with 250s of
         // 200 octets each: 1.4 MB, over a fixed 1 MiB.
         assert!(checker.check(Call::Feed(55_192), send(6_899 * 200)).is_ok());
@@ -250,13 +274,13 @@ mod tests {
 
     #[test]
     fn answers_may_process_the_input_behind_the_question() {
-        let mut checker = Checker::new(1000, 10);
+        let mut checker = greeted(1000, 10);
         checker.check(Call::Feed(100), [Step::Begin { recipients: 1 }]).unwrap();
         checker.check(Call::Feed(5000), [Step::Data(10), Step::Ask { message_end: true }]).unwrap();
         assert_eq!(checker.send_bound(Call::Answer), 5000 * 64 + 4096);
         assert!(checker.check(Call::Answer, send(5000 * 64 + 4097)).is_err());
         // Asked again behind the first answer: the same input bounds it.
-        let mut checker = Checker::new(1000, 10);
+        let mut checker = greeted(1000, 10);
         checker.check(Call::Feed(5000), [Step::Ask { message_end: false }]).unwrap();
         checker.check(Call::Answer, [Step::Send(10), Step::Ask { message_end: false }]).unwrap();
         assert!(checker.check(Call::Answer, send(5000 * 64 + 4096)).is_ok());
@@ -265,7 +289,7 @@ mod tests {
     #[test]
     fn question_rules() {
         let err = |checker: &mut Checker, call, steps: &[Step]| checker.check(call, steps.iter().copied()).unwrap_err();
-        let mut checker = Checker::new(1000, 10);
+        let mut checker = greeted(1000, 10);
         assert_eq!(err(&mut checker, Call::Answer, &[]).0, "an answer without a question");
         checker.check(Call::Feed(5), [Step::Ask { message_end: false }]).unwrap();
         assert_eq!(err(&mut checker.clone(), Call::Feed(5), &[]).0, "feed while a question is pending");
@@ -281,14 +305,33 @@ mod tests {
 
     #[test]
     fn message_rules() {
-        let mut checker = Checker::new(10, 2);
+        let mut checker = greeted(10, 2);
         assert!(checker.clone().check(Call::Feed(1), [Step::Data(1)]).is_err());
         assert!(checker.clone().check(Call::Feed(1), [Step::Begin { recipients: 3 }]).is_err());
         checker.check(Call::Feed(1), [Step::Begin { recipients: 2 }, Step::Data(10)]).unwrap();
         assert!(checker.in_message());
         assert!(checker.clone().check(Call::Feed(1), [Step::Data(1)]).is_err(), "over the size limit");
         assert!(checker.clone().check(Call::Feed(1), [Step::Begin { recipients: 1 }]).is_err());
-        checker.check(Call::Feed(1), [Step::Abort]).unwrap();
+        assert!(checker.clone().check(Call::Feed(1), [Step::Close]).is_err(), "close with the message open");
+        checker.check(Call::Feed(1), [Step::Abort, Step::Close]).unwrap();
         assert!(!checker.in_message());
+    }
+
+    #[test]
+    fn greeting_and_tls_rules() {
+        let mut checker = Checker::new(10, 2);
+        assert!(checker.clone().check(Call::Feed(1), []).is_err(), "a feed before the greeting");
+        // Implicit TLS: tls-started before the greeting.
+        checker.check(Call::TlsStarted, []).unwrap();
+        checker.check(Call::Greeting, [Step::Send(10)]).unwrap();
+        assert!(checker.clone().check(Call::Greeting, []).is_err(), "a second greeting");
+        assert!(checker.clone().check(Call::TlsStarted, []).is_err(), "tls-started without start-tls");
+        checker.check(Call::Feed(10), [Step::Send(10), Step::StartTls]).unwrap();
+        assert!(checker.clone().check(Call::Feed(1), []).is_err(), "a feed before tls-started");
+        checker.check(Call::TlsStarted, []).unwrap();
+        // tls-started leaves a pending question pending.
+        checker.check(Call::Feed(10), [Step::Ask { message_end: false }]).unwrap();
+        assert!(checker.clone().check(Call::TlsStarted, []).is_err());
+        checker.check(Call::Answer, []).unwrap();
     }
 }

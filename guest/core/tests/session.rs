@@ -83,7 +83,7 @@ fn drive(config: Config, pieces: &[&[u8]], answers: &[Answer]) -> Observed {
                     open = None;
                     seen.aborts += 1;
                 }
-                Action::StartTls => next = Some((Call::NoInput, session.tls_started(tls()))),
+                Action::StartTls => next = Some((Call::TlsStarted, session.tls_started(tls()))),
                 Action::Close => seen.closed = true,
             }
         }

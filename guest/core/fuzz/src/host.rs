@@ -122,7 +122,7 @@ pub fn run(setup: &Setup, pieces: &[&[u8]]) -> (Observed, Timeline) {
     };
     if setup.implicit_tls {
         let actions = host.session.tls_started(tls_info());
-        host.call(Call::NoInput, actions);
+        host.call(Call::TlsStarted, actions);
         host.tls = true;
     }
     let greeting = host.session.greeting();
@@ -218,7 +218,7 @@ impl Host<'_> {
                     assert!(!self.tls, "StartTls with TLS active");
                     self.timeline.tls.push(self.at);
                     self.tls = true;
-                    return Some((Call::NoInput, self.session.tls_started(tls_info())));
+                    return Some((Call::TlsStarted, self.session.tls_started(tls_info())));
                 }
                 Action::Close => {
                     // The contract aborts an open message before closing
