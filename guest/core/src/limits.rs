@@ -71,12 +71,18 @@ pub(crate) const MAX_HOSTNAME: usize = MAX_DOMAIN;
 /// maximum for the reply bound.
 pub(crate) const MAX_HOST_TEXT: usize = 200;
 
-/// The longest identity recorded after AUTH from the host's answer text.
+/// The longest identity recorded after AUTH: the client's authorization or
+/// authentication id is cut to it (a host's text is already cut to
+/// [`MAX_HOST_TEXT`]).
 pub(crate) const MAX_IDENTITY: usize = MAX_DOMAIN;
 
+/// The longest TLS version or cipher suite name kept for the envelope (IANA
+/// names are under 64 octets).
+pub(crate) const MAX_TLS_NAME: usize = 64;
+
 /// RFC 4954 section 4: a server must take SASL response lines of up to
-/// 12,288 octets. The line reader holds that much only while AUTH is
-/// offered; command lines keep their own limits.
+/// 12,288 octets. The line reader holds that much only when AUTH
+/// mechanisms are configured; command lines keep their own limits.
 pub const SASL_RESPONSE_LINE: usize = 12_288;
 
 /// Protocol errors a session tolerates: after the 20th reply in 500-504
@@ -142,7 +148,8 @@ pub(crate) fn longest_command_line(ext: &Extensions) -> usize {
 }
 
 /// The most the line reader must hold for this configuration: the longest
-/// command line, or a SASL response line when AUTH is offered.
+/// command line, or a SASL response line when AUTH mechanisms are
+/// configured.
 pub(crate) fn longest_line(config: &Config) -> usize {
     let command = longest_command_line(&config.extensions);
     if config.auth_mechanisms.any() { command.max(SASL_RESPONSE_LINE) } else { command }

@@ -44,7 +44,7 @@ pub(crate) struct Chunking {
 pub(crate) enum Pending {
     /// Before the greeting.
     Connect,
-    /// HELO/EHLO: refused, the session has no greeting.
+    /// HELO/EHLO: refused, the session has no greeting, even if it had one.
     Hello(Hello),
     /// MAIL: the transaction it would start.
     Mail(Transaction),

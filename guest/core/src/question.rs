@@ -6,7 +6,9 @@
 //! reply.
 
 use crate::envelope::{BodyType, DsnReturn, Recipient};
+use crate::limits::MAX_IDENTITY;
 use crate::prelude::*;
+use crate::refusal::sanitise;
 use core::fmt;
 
 /// A step the host decides.
@@ -95,6 +97,25 @@ impl Credentials {
     pub fn identity(&self) -> &str {
         if self.authorization_id.is_empty() { &self.authentication_id } else { &self.authorization_id }
     }
+
+    /// The identity recorded when the host accepts these with `text`
+    /// (wit/session.wit, `answer`): the host's text reduced to printable
+    /// ASCII (at most 200 octets) when anything is left of it, else
+    /// [`Credentials::identity`]; either way at most 255 octets. The
+    /// session records this, and a host that keeps its own view of the
+    /// client uses the same rule.
+    pub fn authenticated_as(&self, text: Option<&str>) -> String {
+        recorded_identity(text, self.identity())
+    }
+}
+
+/// [`Credentials::authenticated_as`] for a session that kept only the
+/// client's identity, not the secret, while the host decided.
+pub(crate) fn recorded_identity(text: Option<&str>, client: &str) -> String {
+    let named = text.map(sanitise).filter(|t| !t.is_empty());
+    let mut identity = named.unwrap_or_else(|| client.to_string());
+    identity.truncate(identity.floor_char_boundary(MAX_IDENTITY));
+    identity
 }
 
 impl fmt::Debug for Credentials {

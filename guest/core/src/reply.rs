@@ -4,10 +4,10 @@
 //! being scattered through the handlers as byte literals.
 //!
 //! Enhanced status codes (RFC 2034) are written whenever the extension is
-//! enabled, on every reply except the three that RFC 2034 section 3 and
-//! RFC 3463 leave without one: the 220 greeting, the HELO/EHLO 250 replies
-//! (clients parse EHLO keywords from those lines) and the 354 go-ahead
-//! (RFC 3463 defines classes 2, 4 and 5 only). Those are built without an
+//! enabled, on every reply except those RFC 2034 section 3 and RFC 3463
+//! leave without one: the 220 greeting, the HELO/EHLO 250 replies (clients
+//! parse EHLO keywords from those lines), the 354 go-ahead and the 334 SASL
+//! challenges (RFC 3463 defines classes 2, 4 and 5 only). Those are built without an
 //! enhanced code, so switching ENHANCEDSTATUSCODES off just drops the codes.
 
 use crate::prelude::*;

@@ -24,7 +24,8 @@
 //! Whatever the client sends, a session holds at most:
 //! - one unfinished line: 1047 bytes of a command line (`line.rs`: the
 //!   longest command line, RCPT with DSN parameters, minus one octet), or
-//!   12,287 of a SASL response line while AUTH is offered (RFC 4954);
+//!   12,287 of a SASL response line when AUTH mechanisms are configured
+//!   (RFC 4954);
 //! - the stash: input that arrived behind a question in the same `feed`
 //!   call, so at most one call's input (the host must not feed while a
 //!   question is pending; `answer` consumes the stash from its front);
@@ -63,7 +64,7 @@ use crate::command;
 use crate::config::{Config, PeerInfo};
 use crate::dot::Decoded;
 use crate::envelope::TlsInfo;
-use crate::limits::{self, MAX_HOSTNAME, MAX_PROTOCOL_ERRORS};
+use crate::limits::{self, MAX_HOSTNAME, MAX_PROTOCOL_ERRORS, MAX_TLS_NAME};
 #[cfg(doc)]
 use crate::limits::{MAX_REPLY_OCTETS_PER_CALL_FIXED, MAX_REPLY_OCTETS_PER_INPUT_OCTET};
 use crate::line::{LineEvent, LineReader};
@@ -192,7 +193,14 @@ impl Session {
     pub fn tls_started(&mut self, tls: TlsInfo) -> Vec<Action> {
         let implicit = !self.greeted && matches!(self.phase, Phase::ExpectHello);
         if matches!(self.phase, Phase::AwaitTls) || implicit {
-            self.tls = Some(tls);
+            // They go into the envelope, whose strings are promised free of
+            // CR, LF and NUL and bounded: kept to visible ASCII and cut.
+            let name = |mut s: String| {
+                s.retain(|c| c.is_ascii_graphic());
+                s.truncate(MAX_TLS_NAME);
+                s
+            };
+            self.tls = Some(TlsInfo { version: name(tls.version), cipher: name(tls.cipher) });
             self.authenticated = None;
             self.phase = Phase::ExpectHello;
             self.lines.clear();

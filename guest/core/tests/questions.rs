@@ -155,6 +155,17 @@ fn auth_is_offered_after_tls_and_asks_the_host() {
 }
 
 #[test]
+fn tls_names_reach_the_envelope_as_visible_ascii_only() {
+    let mut s = session(Questions::default(), false);
+    s.tls_started(TlsInfo { version: "TLSv1.3\r\nX-Injected: 1".into(), cipher: "C".repeat(100) });
+    s.greeting();
+    let actions = s.feed(b"EHLO c\r\nMAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nDATA\r\n");
+    let Some(Action::MessageBegin(envelope)) = actions.get(1) else { panic!("{actions:?}") };
+    let tls = envelope.tls.as_ref().unwrap();
+    assert_eq!((tls.version.as_str(), tls.cipher.len()), ("TLSv1.3X-Injected:1", 64));
+}
+
+#[test]
 fn auth_cancel_and_framing_errors_end_the_exchange() {
     let mut s = session(Questions::default(), true);
     s.tls_started(tls());

@@ -14,7 +14,9 @@ pub struct Client {
     pub port: u16,
     /// The TLS session, once started.
     pub tls: Option<TlsInfo>,
-    /// The identity accepted at AUTH (RFC 4954), once authenticated.
+    /// The identity accepted at AUTH (RFC 4954), once authenticated: the
+    /// same string the guest records for the envelope
+    /// (`Credentials::authenticated_as`).
     pub authenticated: Option<String>,
 }
 

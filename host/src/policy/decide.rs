@@ -4,8 +4,11 @@
 //! lookup for SPF, a database for recipients, a rate-limit store); they
 //! are boxed so that one server can hold any policy as `Arc<dyn Policy>`.
 //! A question the policy does not list in [`Policy::questions`] is never
-//! asked (the guest accepts it itself, at no cost), so the defaults here
-//! only matter for a policy that asks and then does not override.
+//! asked (the guest accepts it itself, at no cost), so the defaults of
+//! `connect`, `helo`, `mail` and `rcpt` only matter for a policy that asks
+//! and then does not override. `end_of_data` is called for every message,
+//! and `auth` whenever AUTH is offered (not yet: the server configures no
+//! mechanism until it has TLS).
 
 use std::future::{Future, ready};
 use std::pin::Pin;

@@ -1,5 +1,5 @@
-//! The host's decisions at each step of a session (DESIGN.md: "decisions
-//! ... a `Policy` trait beside `Spool`"). The guest asks (wit/session.wit
+//! The host's decisions at each step of a session: a `Policy` trait beside
+//! `Spool`, as the design has it (docs/decisions.md, "The 2.0 contract"). The guest asks (wit/session.wit
 //! `ask`), the connection driver calls the policy, the guest renders the
 //! answer into SMTP.
 

@@ -2,7 +2,7 @@
 //! in one call per read, the guest's actions are executed in order, and
 //! its questions are decided by the policy and answered.
 //!
-//! [`Connection`] is the one place that state lives (DESIGN.md: "one
+//! [`Connection`] is the one place that state lives (the design's "one
 //! connection: read, feed, execute actions, ask/answer"): the guest
 //! session, the guard's view of the contract, the policy's view of the
 //! client, the message in progress and the replies not yet written. It is
@@ -11,7 +11,8 @@
 //! Every wait on the client is bounded: reads by the timeout of the SMTP
 //! phase ([`Connection::read_timeout`]), writes by
 //! [`ServerConfig::write_timeout`]; policy decisions by the command
-//! timeout, storage by the data-end timeout. The replies waiting for a
+//! timeout, the end-of-data decision and storage together by the data-end
+//! timeout. The replies waiting for a
 //! client are bounded too: each call's output is written before the next
 //! call, the next read, a decision or the storage commit (RFC 2920 section
 //! 3.1 lets a server stop reading from a client that does not read its
@@ -214,7 +215,8 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
     /// The policy's answer to `question`. Decisions other than the end of
     /// a message are bounded by the command timeout (the client waits for
     /// the reply as it would for a command's); past it the client hears a
-    /// temporary local error.
+    /// temporary local error (451 4.3.0; at connect 421 4.3.0 and close).
+    /// The end of a message is bounded with its storage (`Delivery::finish`).
     async fn decide(&mut self, question: Question) -> Answer {
         let policy = &*self.ctx.policy;
         let client = &self.client;
@@ -239,7 +241,7 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
             }
         };
         if let (Question::Auth(credentials), Answer::Accept(text)) = (&question, &answer) {
-            let identity = text.clone().unwrap_or_else(|| credentials.identity().to_string());
+            let identity = credentials.authenticated_as(text.as_deref());
             info!(identity = %identity, mechanism = %credentials.mechanism, "client authenticated");
             self.client.authenticated = Some(identity);
         }

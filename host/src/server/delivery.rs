@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use tokio::time::Instant;
+
 use smtp_core::{Answer, BodyType, DsnReturn, Envelope, Reason};
 use tracing::{info, warn};
 
@@ -48,11 +50,13 @@ impl Delivery {
     }
 
     /// The answer to `ask(message-end)`: the policy decides, then the
-    /// message is made durable (accepted with its queue id) or not
-    /// (refused, temporarily). Storage that takes longer than `bound` is
-    /// abandoned: the client hears 451 and the transaction is cancelled
-    /// before it becomes visible.
+    /// message is made durable and accepted with its queue id, or refused
+    /// (as the policy says, or temporarily when storage fails). The
+    /// decision and the storage together may take `bound` (the data-end
+    /// timeout); past it the client hears 451 and the transaction is
+    /// cancelled before it becomes visible.
     pub async fn finish(self, ctx: &ServerContext, client: &Client, bound: Duration) -> Answer {
+        let deadline = Instant::now() + bound;
         let failure = |err: &io::Error| {
             let reason = if is_storage_full(err) { Reason::StorageFull } else { Reason::LocalError };
             Answer::refuse(reason, false)
@@ -61,7 +65,12 @@ impl Delivery {
             Ok(txn) => txn,
             Err(err) => return failure(&err),
         };
-        let headers = match ctx.policy.end_of_data(client, &self.envelope, self.size).await {
+        let decision = tokio::time::timeout_at(deadline, ctx.policy.end_of_data(client, &self.envelope, self.size));
+        let Ok(decision) = decision.await else {
+            warn!("the policy did not decide the end of data in time; message not stored");
+            return Answer::refuse(Reason::LocalError, false);
+        };
+        let headers = match decision {
             EndOfData::Refuse(refusal) => {
                 info!(reason = refusal.reason.name(), "message refused at end of data; nothing stored");
                 return Answer::Refuse(refusal);
@@ -75,7 +84,7 @@ impl Delivery {
         let id = txn.queue_id().to_string();
         let cancelled = Arc::new(AtomicBool::new(false));
         let committing = txn.commit(headers, cancelled.clone());
-        let Ok(outcome) = tokio::time::timeout(bound, committing).await else {
+        let Ok(outcome) = tokio::time::timeout_at(deadline, committing).await else {
             cancelled.store(true, Ordering::SeqCst);
             warn!(queue_id = %id, "storage did not finish in time; message abandoned");
             return Answer::refuse(Reason::LocalError, false);

@@ -18,11 +18,12 @@ use smtp_core::{Action, Envelope, Question};
 use crate::runtime::GuestFault;
 
 /// Longest string the host accepts in an envelope field, in octets. Each
-/// field (HELO name, reverse-path, forward-path, ENVID, ORCPT, NOTIFY) is
-/// part of one command line, taken as sent (wit/session.wit, `envelope`),
-/// so no field a correct guest produces is longer than the longest command
-/// line it accepts (512 octets raised by the MAIL/RCPT extension
-/// allowances of RFC 1870, 6152, 6531 and 3461: 1,048).
+/// client-given field (HELO name, reverse-path, forward-path, ENVID, ORCPT,
+/// NOTIFY) is part of one command line, taken as sent (wit/session.wit,
+/// `envelope`), so no field a correct guest produces is longer than the
+/// longest command line it accepts (512 octets raised by the MAIL/RCPT
+/// extension allowances of RFC 1870, 6152, 6531 and 3461: 1,048); the
+/// others (protocol, authenticated identity, TLS names) are shorter still.
 const MAX_FIELD: usize = smtp_core::LONGEST_COMMAND_LINE;
 
 /// Longest credential field: a SASL response line (RFC 4954 section 4).

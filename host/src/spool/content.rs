@@ -39,13 +39,12 @@ use std::os::unix::fs::FileExt;
 /// 64 MiB, allocated as each message grows: a 1 KiB message holds about
 /// 1 KiB), and content past it still reaches tmp/ as it arrives, as before
 /// (host/tests/crash_recovery.rs counts on a 72 KiB partial message being
-/// there). A message within it costs what it did before. A larger one is
-/// written twice, to tmp/ and then by the kernel into a second tmp/ file:
-/// about twice the CPU of writing it once (1.2 to 2.7 times across sizes
-/// and filesystems), and on 100 KiB messages end to end 0.1 to 0.2 ms more
-/// server CPU each, which 128 KiB would avoid at twice the memory
-/// (docs/decisions.md and bench/README.md, "Trace headers at the end of
-/// DATA").
+/// there). A message within it costs what it did before, and so does a
+/// larger one without end headers ([`Content::finish_in_place`]). A larger
+/// one that gets end headers is written twice, to tmp/ and then by the
+/// kernel into a second tmp/ file: 1.3 to 2.2 times the CPU of writing it
+/// once on ext4, XFS and btrfs, 2.2 to 3.6 on tmpfs (docs/decisions.md and
+/// bench/README.md, "Trace headers at the end of DATA").
 pub const HELD_CONTENT_MAX: usize = 64 << 10;
 
 /// The content of one message so far: the head in memory, then, once it

@@ -1,6 +1,6 @@
 //! Maildir delivery (the format of qmail, Dovecot and Courier): a message is
 //! written under tmp/, made durable, renamed into new/, and new/ is made
-//! durable. A reader never sees a partial file, and a crash after the verdict
+//! durable. A reader never sees a partial file, and a crash after the 250
 //! cannot lose the message: both the file's bytes and the directory entry
 //! that names it are on disk before the client hears 250.
 //!

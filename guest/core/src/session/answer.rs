@@ -5,11 +5,10 @@
 use super::Session;
 use crate::prelude::*;
 
-use crate::limits::MAX_IDENTITY;
 use crate::outbox::Outbox;
 use crate::phase::{Pending, Phase};
-use crate::question::Answer;
-use crate::refusal::{self, sanitise};
+use crate::question::{Answer, recorded_identity};
+use crate::refusal;
 use crate::reply::Reply;
 
 impl Session {
@@ -49,10 +48,7 @@ impl Session {
                 // The host may name the identity itself (a canonical
                 // account name); it goes into trace headers, so it is kept
                 // to printable ASCII like any host text.
-                let named = text.map(|t| sanitise(&t)).filter(|t| !t.is_empty());
-                let mut identity = named.unwrap_or(asked);
-                identity.truncate(identity.floor_char_boundary(MAX_IDENTITY));
-                self.authenticated = Some(identity);
+                self.authenticated = Some(recorded_identity(text.as_deref(), &asked));
                 out.reply(&Reply::AUTH_OK);
                 self.phase = Phase::ExpectMail(hello);
             }

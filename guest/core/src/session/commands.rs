@@ -287,7 +287,7 @@ impl Session {
         }
     }
 
-    /// AUTH (RFC 4954 section 4): once per session, after EHLO, outside a
+    /// AUTH (RFC 4954 section 4): once per session, after HELO/EHLO, outside a
     /// transaction, and over TLS unless the host allows plaintext.
     fn auth(&mut self, mechanism: &str, initial: Option<&str>, out: &mut Outbox) {
         let hello = match mem::replace(&mut self.phase, Phase::Closed) {

@@ -100,8 +100,8 @@ export class ActionGuard {
           violation("start-tls, but the host offered no TLS");
           break;
         case "close":
+          if (this.#open) violation("close with a message open (it is aborted first)");
           this.#closed = true;
-          this.#open = false;
           ended = true;
           break;
         default:

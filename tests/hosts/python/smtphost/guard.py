@@ -111,8 +111,9 @@ class ActionGuard:
             elif tag == "start-tls":
                 _violation("start-tls, but the host offered no TLS")
             elif tag == "close":
+                if self._open:
+                    _violation("close with a message open (it is aborted first)")
                 self._closed = True
-                self._open = False
                 ended = True
             else:
                 _violation(f"unknown action {tag!r}")
