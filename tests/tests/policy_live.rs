@@ -234,3 +234,31 @@ fn end_of_data_header_fields_are_stored_above_received_and_malformed_ones_refuse
     }
     assert!(server.leftovers().is_empty());
 }
+
+/// Never decides the end of a message.
+struct Undecided;
+
+impl Policy for Undecided {
+    fn end_of_data<'a>(&'a self, _client: &'a Client, _envelope: &'a Envelope, _size: u64) -> EndOfDataDecision<'a> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[test]
+fn an_end_of_data_decision_that_does_not_come_in_time_stores_nothing() {
+    let server = TestServer::builder()
+        .policy(Undecided)
+        .config(|c| c.data_end_timeout = Duration::from_millis(300))
+        .capture_log()
+        .start();
+    let mut c = RawClient::connect(server.addr).unwrap();
+    c.reply().unwrap();
+    c.command("HELO client.example").unwrap();
+    c.command("MAIL FROM:<alice@client.example>").unwrap();
+    c.command("RCPT TO:<bob@smtpcell.test>").unwrap();
+    c.command("DATA").unwrap();
+    assert_eq!(c.command("hi\r\n.").unwrap(), "451 4.3.0 Temporary failure, please try again later\r\n");
+    assert!(server.delivered().is_empty());
+    assert!(server.leftovers().is_empty());
+    assert!(server.log().contains("did not decide the end of data in time"), "{}", server.log());
+}
