@@ -90,6 +90,7 @@ impl GuestSession for Session {
                 reason: reason(r.reason),
                 permanent: r.permanent,
                 text: r.text,
+                disconnect: r.disconnect,
             }),
         };
         self.with(|s| s.answer(answer))
@@ -140,6 +141,7 @@ fn core_config(config: wit::Config) -> smtp_core::Config {
             login: config.auth_mechanisms.contains(wit::AuthMechanisms::LOGIN),
         },
         auth_without_tls: config.auth_without_tls,
+        require_tls: config.require_tls,
     }
 }
 

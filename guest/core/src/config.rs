@@ -155,6 +155,9 @@ pub struct Config {
     /// Offer AUTH before TLS (off: only after `tls_started`, RFC 4954
     /// section 4).
     pub auth_without_tls: bool,
+    /// Until `tls_started`, every command but NOOP, EHLO, STARTTLS and
+    /// QUIT gets 530 5.7.0 (RFC 3207 section 4).
+    pub require_tls: bool,
 }
 
 impl Config {
@@ -179,6 +182,7 @@ impl Default for Config {
             questions: Questions::default(),
             auth_mechanisms: AuthMechanisms::default(),
             auth_without_tls: false,
+            require_tls: false,
         }
     }
 }

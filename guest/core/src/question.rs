@@ -144,7 +144,7 @@ impl Answer {
 
     /// Refuse for `reason`, temporarily or for good, with no host text.
     pub fn refuse(reason: Reason, permanent: bool) -> Answer {
-        Answer::Refuse(Refusal { reason, permanent, text: None })
+        Answer::Refuse(Refusal { reason, permanent, text: None, disconnect: false })
     }
 }
 
@@ -157,6 +157,9 @@ pub struct Refusal {
     /// Appended to the reply text once sanitised (printable ASCII, at most
     /// [`crate::limits::MAX_HOST_TEXT`] octets).
     pub text: Option<String>,
+    /// End the session: 421 with the reason's temporary enhanced code and
+    /// the server's name, then close (RFC 5321 section 3.8).
+    pub disconnect: bool,
 }
 
 /// Why the host refuses (wit/session.wit, `reason`). The reply each gets

@@ -20,7 +20,9 @@
 //! | local-error | 554 5.3.0 | 451 4.3.0 |
 //!
 //! At connect the reply is the greeting's: 554 with the permanent code, or
-//! 421 with the temporary one (RFC 5321 section 3.1), naming the server.
+//! 421 with the temporary one (RFC 5321 section 3.1), naming the server. A
+//! refusal that disconnects is 421 with the temporary code, naming the
+//! server, at any step (RFC 5321 section 3.8); the session then closes.
 
 use crate::limits::MAX_HOST_TEXT;
 use crate::prelude::*;
@@ -41,14 +43,15 @@ pub(crate) enum Step {
 
 /// The reply for `refusal` at `step`. `hostname` is only used at connect.
 pub(crate) fn reply(step: Step, refusal: &Refusal, hostname: &str) -> Reply {
-    let (code, enhanced, text) = base(step, refusal.reason, refusal.permanent);
+    let permanent = refusal.permanent && !refusal.disconnect;
+    let (code, enhanced, text) = base(step, refusal.reason, permanent);
     let mut text = String::from(text);
     if let Some(extra) = refusal.text.as_deref().map(sanitise).filter(|t| !t.is_empty()) {
         text.push_str(": ");
         text.push_str(&extra);
     }
-    if step == Step::Connect {
-        let code = if code >= 500 { 554 } else { 421 };
+    if refusal.disconnect || step == Step::Connect {
+        let code = if code >= 500 && !refusal.disconnect { 554 } else { 421 };
         return Reply { code, enhanced: Some(enhanced), text: Cow::Owned(format!("{hostname} {text}")) };
     }
     Reply { code, enhanced: Some(enhanced), text: Cow::Owned(text) }
@@ -100,7 +103,7 @@ mod tests {
 
     fn wire(step: Step, reason: Reason, permanent: bool, text: Option<&str>) -> String {
         let mut out = Vec::new();
-        let refusal = Refusal { reason, permanent, text: text.map(String::from) };
+        let refusal = Refusal { reason, permanent, text: text.map(String::from), disconnect: false };
         reply(step, &refusal, "mx.test").write_to(&mut out, true);
         String::from_utf8(out).unwrap()
     }
@@ -130,6 +133,14 @@ mod tests {
         assert_eq!(long, "550 5.7.1 Refused by local policy\r\n", "nothing printable is left");
         let bounded = wire(Step::Rcpt, Reason::Policy, true, Some(&"a".repeat(1000)));
         assert_eq!(bounded.len(), "550 5.7.1 Refused by local policy: \r\n".len() + MAX_HOST_TEXT);
+    }
+
+    #[test]
+    fn a_disconnecting_refusal_is_421_naming_the_server_at_any_step() {
+        let refusal = Refusal { reason: Reason::AuthFailed, permanent: true, text: None, disconnect: true };
+        let mut out = Vec::new();
+        reply(Step::Auth, &refusal, "mx.test").write_to(&mut out, true);
+        assert_eq!(out, b"421 4.7.0 mx.test Temporary authentication failure\r\n");
     }
 
     #[test]

@@ -89,6 +89,9 @@ impl Reply {
     pub const UNKNOWN_MECHANISM: Reply = reply(504, "5.5.4", "Unrecognized authentication type");
     pub const AUTH_CANCELLED: Reply = reply(501, "5.0.0", "Authentication cancelled");
     pub const CANNOT_DECODE: Reply = reply(501, "5.5.2", "Cannot decode response");
+    /// RFC 3207 section 4: TLS required before anything but NOOP, EHLO,
+    /// STARTTLS and QUIT.
+    pub const ENCRYPTION_REQUIRED: Reply = reply(530, "5.7.0", "Must issue a STARTTLS command first");
     pub const AUTH_NEEDS_TLS: Reply =
         reply(538, "5.7.11", "Encryption required for requested authentication mechanism");
 

@@ -75,6 +75,7 @@ fn pipelined_commands_wait_behind_each_question() {
         reason: Reason::Policy,
         permanent: true,
         text: Some("see https://mx.test/why".into()),
+        disconnect: false,
     }));
     assert_eq!(text(&actions), "550 5.7.1 Refused by local policy: see https://mx.test/why\r\n");
 }
@@ -196,4 +197,21 @@ fn auth_during_a_transaction_or_before_ehlo_is_out_of_sequence() {
     s.greeting();
     s.feed(b"EHLO c\r\n");
     assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n")), "502 5.5.1 Error: command not implemented\r\n");
+}
+
+#[test]
+fn required_tls_refuses_all_but_noop_ehlo_starttls_and_quit_until_it_starts() {
+    let mut config = Config { hostname: "mx.test".into(), require_tls: true, ..Config::default() };
+    config.extensions.starttls = true;
+    let mut s = Session::new(config, PeerInfo { ip: "192.0.2.1".into(), port: 1 });
+    s.greeting();
+    let refused = "530 5.7.0 Must issue a STARTTLS command first\r\n";
+    assert_eq!(text(&s.feed(b"HELO c\r\n")), refused);
+    assert!(text(&s.feed(b"EHLO c\r\n")).ends_with("250 STARTTLS\r\n"));
+    assert_eq!(text(&s.feed(b"MAIL FROM:<a@b>\r\nVRFY x\r\n")), refused.repeat(2));
+    assert_eq!(text(&s.feed(b"NOOP\r\n")), "250 2.0.0 Ok\r\n");
+    assert_eq!(s.feed(b"STARTTLS\r\n").last(), Some(&Action::StartTls));
+    s.tls_started(tls());
+    s.feed(b"EHLO c\r\n");
+    assert_eq!(text(&s.feed(b"MAIL FROM:<a@b>\r\n")), "250 2.1.0 Ok\r\n");
 }

@@ -57,15 +57,19 @@ pub fn guest_config(config: &core::Config) -> wit::GuestConfig {
         questions,
         auth_mechanisms,
         auth_without_tls: config.auth_without_tls,
+        require_tls: config.require_tls,
     }
 }
 
 pub fn answer(answer: &core::Answer) -> wit::Answer {
     match answer {
         core::Answer::Accept(text) => wit::Answer::Accept(text.clone()),
-        core::Answer::Refuse(r) => {
-            wit::Answer::Refuse(wit::Refusal { reason: reason(r.reason), permanent: r.permanent, text: r.text.clone() })
-        }
+        core::Answer::Refuse(r) => wit::Answer::Refuse(wit::Refusal {
+            reason: reason(r.reason),
+            permanent: r.permanent,
+            text: r.text.clone(),
+            disconnect: r.disconnect,
+        }),
     }
 }
 

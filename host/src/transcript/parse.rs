@@ -142,6 +142,7 @@ fn set_config(config: &mut TranscriptConfig, assignment: &str) -> Result<()> {
             }
         }
         "auth-without-tls" => session.auth_without_tls = yes_no(value)?,
+        "require-tls" => session.require_tls = yes_no(value)?,
         "peer-ip" => config.peer_ip = value.to_string(),
         _ => bail!("unknown configuration key {key:?}"),
     }
@@ -156,7 +157,7 @@ fn yes_no(value: &str) -> Result<bool> {
     }
 }
 
-/// `QUESTION accept [TEXT]` or `QUESTION refuse REASON permanent|temporary [TEXT]`.
+/// `QUESTION accept [TEXT]` or `QUESTION refuse REASON permanent|temporary|disconnect [TEXT]`.
 fn parse_answer(text: &str) -> Result<TranscriptAnswer> {
     let mut words = text.splitn(3, ' ');
     let question = words.next().unwrap_or_default().to_string();
@@ -170,14 +171,17 @@ fn parse_answer(text: &str) -> Result<TranscriptAnswer> {
             let mut words = rest.splitn(3, ' ');
             let reason = words.next().unwrap_or_default();
             let reason = Reason::from_name(reason).with_context(|| format!("unknown reason {reason:?}"))?;
-            let permanent = match words.next() {
-                Some("permanent") => true,
-                Some("temporary") => false,
-                other => bail!("expected permanent or temporary, not {other:?}"),
+            let (permanent, disconnect) = match words.next() {
+                Some("permanent") => (true, false),
+                Some("temporary") => (false, false),
+                Some("disconnect") => (false, true),
+                other => bail!("expected permanent, temporary or disconnect, not {other:?}"),
             };
-            Answer::Refuse(Refusal { reason, permanent, text: words.next().map(str::to_string) })
+            Answer::Refuse(Refusal { reason, permanent, text: words.next().map(str::to_string), disconnect })
         }
-        _ => bail!("expected `accept [text]` or `refuse reason permanent|temporary [text]` after the question"),
+        _ => bail!(
+            "expected `accept [text]` or `refuse reason permanent|temporary|disconnect [text]` after the question"
+        ),
     };
     Ok(TranscriptAnswer { question, answer })
 }
@@ -234,7 +238,8 @@ mod tests {
             Answer::Refuse(Refusal {
                 reason: Reason::NoSuchUser,
                 permanent: true,
-                text: Some("see https://x.test/".into())
+                text: Some("see https://x.test/".into()),
+                disconnect: false,
             })
         );
         assert_eq!(

@@ -127,8 +127,9 @@ fn parse_answer(line: &str) -> Answer {
         "refuse" => {
             let mut words = rest.expect("a reason").splitn(3, ' ');
             let reason = Reason::from_name(words.next().expect("a reason")).expect("a known reason");
-            let permanent = words.next() == Some("permanent");
-            Answer::Refuse(Refusal { reason, permanent, text: words.next().map(String::from) })
+            let duration = words.next();
+            let (permanent, disconnect) = (duration == Some("permanent"), duration == Some("disconnect"));
+            Answer::Refuse(Refusal { reason, permanent, text: words.next().map(String::from), disconnect })
         }
         other => panic!("answer {other:?}"),
     }
@@ -190,11 +191,12 @@ fn session_header(t: &Transcript, answers: usize) -> [u8; inputs::SESSION_HEADER
     let asked = bits("ask", &Questions::NAMES, 4) as u8;
     let mechanisms = bits("auth", &["plain", "login"], 0) as u8;
     let without_tls = u8::from(setting(t, "auth-without-tls") == Some("yes")) << 2;
+    let require_tls = u8::from(setting(t, "require-tls") == Some("yes")) << 7;
     [
         size | recipients << 2 | line << 4,
         off as u8,
         (off >> 8) as u8 | asked,
-        mechanisms | without_tls | (answers as u8) << 3,
+        mechanisms | without_tls | (answers as u8) << 3 | require_tls,
     ]
 }
 

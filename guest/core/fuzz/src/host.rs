@@ -308,7 +308,8 @@ impl Host<'_> {
 /// accept; for a refusal a 4xx or 5xx of the class the refusal asks for
 /// (wit/session.wit `reason`: greylisting is always temporary, a missing
 /// AUTH or TLS always permanent), of printable ASCII only however odd the
-/// host's text, and at connect the greeting's 421 (then close) or 554.
+/// host's text, and at connect the greeting's 421 (then close) or 554; a
+/// refusal that disconnects is 421, then close, at any step.
 fn check_answer_reply(question: &Question, answer: &Answer, reply: &Reply, actions: &[Action]) {
     let refusal = match answer {
         Answer::Accept(_) => {
@@ -322,6 +323,11 @@ fn check_answer_reply(question: &Question, answer: &Answer, reply: &Reply, actio
         }
         Answer::Refuse(refusal) => refusal,
     };
+    if refusal.disconnect {
+        assert_eq!(reply.code, 421, "{} refused with disconnect: {reply:?}", question.name());
+        assert_eq!(actions.get(1), Some(&Action::Close), "disconnect without close: {actions:?}");
+        return;
+    }
     let class = match refusal.reason {
         Reason::Greylisted => 4,
         Reason::AuthRequired | Reason::EncryptionRequired => 5,

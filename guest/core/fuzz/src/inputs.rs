@@ -17,7 +17,8 @@ use crate::host::{End, HOSTNAME, Setup};
 ///    bit 3 implicit TLS (`tls_started` before `greeting`, RFC 8314);
 ///    bits 4-7 the questions asked: connect, HELO, MAIL, RCPT.
 /// 3. bit 0 AUTH PLAIN offered, bit 1 AUTH LOGIN, bit 2 AUTH without TLS;
-///    bits 3-7 how many answer bytes follow the header (see [`answer`]).
+///    bits 3-6 how many answer bytes follow the header (see [`answer`]);
+///    bit 7 TLS required (RFC 3207 section 4).
 pub const SESSION_HEADER: usize = 4;
 
 pub const SIZES: [u64; 4] = [Config::DEFAULT_MAX_MESSAGE_SIZE, 5, 20, 1000];
@@ -26,8 +27,8 @@ pub const LINE_LENGTHS: [u32; 4] = [1000, 0, 2000, 1001];
 /// Extension names in the order of header byte 1, then HELP.
 pub const EXTENSIONS: [&str; 9] =
     ["pipelining", "size", "8bitmime", "enhancedstatuscodes", "smtputf8", "chunking", "binarymime", "dsn", "help"];
-/// Most answer bytes a header can announce (five bits).
-pub const MAX_ANSWERS: usize = 31;
+/// Most answer bytes a header can announce (four bits).
+pub const MAX_ANSWERS: usize = 15;
 
 /// Texts a careless or hostile host might put in an answer, which the
 /// session must never pass on as they are: none (0), a CR LF that would
@@ -47,7 +48,7 @@ pub fn text(n: u8) -> Option<String> {
 pub fn session(data: &[u8]) -> Option<(Setup, &[u8])> {
     let (header, rest) = data.split_first_chunk::<SESSION_HEADER>()?;
     let [limits, off, options, auth] = *header;
-    let (answers, stream) = rest.split_at(usize::from(auth >> 3).min(rest.len()));
+    let (answers, stream) = rest.split_at(usize::from((auth >> 3) & 15).min(rest.len()));
     let bit = |byte: u8, n: u32| byte & (1 << n) != 0;
     let extensions = Extensions {
         pipelining: !bit(off, 0),
@@ -75,6 +76,7 @@ pub fn session(data: &[u8]) -> Option<(Setup, &[u8])> {
         },
         auth_mechanisms: AuthMechanisms { plain: bit(auth, 0), login: bit(auth, 1) },
         auth_without_tls: bit(auth, 2),
+        require_tls: bit(auth, 7),
     };
     let setup = Setup {
         config,
@@ -87,16 +89,18 @@ pub fn session(data: &[u8]) -> Option<(Setup, &[u8])> {
 }
 
 /// One answer byte: bit 0 refuse. Accept: bits 1-2 the text ([`text`]).
-/// Refuse: bits 1-4 the reason (`Reason::ALL`, modulo 12), bit 5
-/// permanent, bits 6-7 the host's text ([`text`]).
+/// Refuse: bits 1-4 the reason (`Reason::ALL`, modulo 12; 12 to 15 also
+/// disconnect), bit 5 permanent, bits 6-7 the host's text ([`text`]).
 pub fn answer(byte: u8) -> Answer {
     if byte & 1 == 0 {
         return Answer::Accept(text(byte >> 1));
     }
+    let reason = usize::from((byte >> 1) & 15);
     Answer::Refuse(Refusal {
-        reason: Reason::ALL[usize::from((byte >> 1) & 15) % Reason::ALL.len()],
+        reason: Reason::ALL[reason % Reason::ALL.len()],
         permanent: byte & (1 << 5) != 0,
         text: text(byte >> 6),
+        disconnect: reason >= Reason::ALL.len(),
     })
 }
 
@@ -112,7 +116,11 @@ pub fn encode_answer(answer: &Answer) -> u8 {
     match answer {
         Answer::Accept(given) => text(given) << 1,
         Answer::Refuse(refusal) => {
-            let reason = Reason::ALL.iter().position(|&r| r == refusal.reason).expect("a reason") as u8;
+            let mut reason = Reason::ALL.iter().position(|&r| r == refusal.reason).expect("a reason") as u8;
+            if refusal.disconnect {
+                // Only the first four reasons can disconnect in this layout.
+                reason = Reason::ALL.len() as u8 + reason % 4;
+            }
             1 | reason << 1 | u8::from(refusal.permanent) << 5 | text(&refusal.text) << 6
         }
     }

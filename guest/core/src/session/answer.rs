@@ -18,6 +18,9 @@ impl Session {
             Answer::Refuse(refusal) => refusal,
         };
         let reply = refusal::reply(pending.step(), &refusal, &self.config.hostname);
+        if refusal.disconnect {
+            return self.close(&reply, out);
+        }
         self.phase = match pending {
             Pending::Connect => return self.refused_connection(&reply, out),
             Pending::Hello(_) => Phase::ExpectHello,

@@ -31,6 +31,13 @@ impl Session {
                 _ => out.reply(&Reply::ONLY_QUIT),
             };
         }
+        if self.config.require_tls
+            && self.tls.is_none()
+            && !matches!(command, Command::Noop | Command::Ehlo(_) | Command::StartTls | Command::Quit)
+        {
+            // RFC 3207 section 4.
+            return out.reply(&Reply::ENCRYPTION_REQUIRED);
+        }
         let ext = self.config.extensions;
         match command {
             Command::Helo(name) => self.hello(name, false, out),

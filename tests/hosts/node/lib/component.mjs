@@ -101,6 +101,7 @@ export class LoadedComponent {
  */
 export function guestConfig({
   hostname, maxMessageSize, maxRecipients, maxLineLength, disabled = [], ask = [], auth = [], authWithoutTls = false,
+  requireTls = false,
 }) {
   const on = (name) => !disabled.includes(name);
   return {
@@ -128,12 +129,13 @@ export function guestConfig({
     },
     authMechanisms: { plain: auth.includes("plain"), login: auth.includes("login") },
     authWithoutTls,
+    requireTls,
   };
 }
 
 /**
  * @typedef {{tag: "accept", val?: string}
- *         | {tag: "refuse", val: {reason: string, permanent: boolean, text?: string}}} Decision
+ *         | {tag: "refuse", val: {reason: string, permanent: boolean, text?: string, disconnect: boolean}}} Decision
  *   the WIT `answer` as jco lowers it (an absent `val` or `text` is `none`)
  */
 

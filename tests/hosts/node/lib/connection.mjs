@@ -145,7 +145,7 @@ class Connection {
   async #commit() {
     const pending = this.#pending;
     this.#pending = null;
-    const refuse = (reason) => ({ tag: "refuse", val: { reason, permanent: false } });
+    const refuse = (reason) => ({ tag: "refuse", val: { reason, permanent: false, disconnect: false } });
     const failure = (error) => refuse(isStorageFull(error) ? "storage-full" : "local-error");
     if (pending?.error) return failure(pending.error);
     if (!pending) return refuse("local-error"); // the guard rules this out

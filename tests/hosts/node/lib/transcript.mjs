@@ -16,6 +16,7 @@ const DEFAULT_CONFIG = Object.freeze({
   ask: Object.freeze([]),
   auth: Object.freeze([]),
   authWithoutTls: false,
+  requireTls: false,
 });
 
 /** Extension names a transcript may disable (README.md, `disable`). */
@@ -110,15 +111,18 @@ function setConfig(config, assignment) {
     case "peer-ip": config.peerIp = value; break;
     case "ask": config.ask = names(value, ASKABLE, "step", key); break;
     case "auth": config.auth = names(value, MECHANISMS, "mechanism", key); break;
-    case "auth-without-tls": {
-      if (value !== "yes" && value !== "no") {
-        throw new Error(`\`${key}\` wants yes or no, not ${JSON.stringify(value)}`);
-      }
-      config.authWithoutTls = value === "yes";
-      break;
-    }
+    case "auth-without-tls": config.authWithoutTls = yesNo(key, value); break;
+    case "require-tls": config.requireTls = yesNo(key, value); break;
     default: throw new Error(`unknown configuration key ${JSON.stringify(key)}`);
   }
+}
+
+/** `yes` or `no` as a boolean. */
+function yesNo(key, value) {
+  if (value !== "yes" && value !== "no") {
+    throw new Error(`\`${key}\` wants yes or no, not ${JSON.stringify(value)}`);
+  }
+  return value === "yes";
 }
 
 /** A comma list of names, each one of `known` (empty entries are skipped). */
@@ -136,8 +140,8 @@ function integer(text) {
 }
 
 /**
- * `QUESTION accept [TEXT]` or `QUESTION refuse REASON permanent|temporary
- * [TEXT]`, words split at single spaces and TEXT the rest of the line as is
+ * `QUESTION accept [TEXT]` or `QUESTION refuse REASON
+ * permanent|temporary|disconnect [TEXT]`, words split at single spaces and TEXT the rest of the line as is
  * (a refusal's text may hold spaces), as host/src/transcript/parse.rs reads it.
  * @returns {Answer}
  */
@@ -146,14 +150,17 @@ function parseAnswer(line) {
   if (!QUESTIONS.includes(question)) throw new Error(`unknown question ${JSON.stringify(question)}`);
   if (verb === "accept") return { question, decision: { tag: "accept", val: rest } };
   if (verb !== "refuse" || rest === undefined) {
-    throw new Error("expected `accept [text]` or `refuse reason permanent|temporary [text]` after the question");
+    throw new Error(
+      "expected `accept [text]` or `refuse reason permanent|temporary|disconnect [text]` after the question",
+    );
   }
   const [reason, duration, text] = splitn(rest, 3);
   if (!REASONS.includes(reason)) throw new Error(`unknown refusal reason ${JSON.stringify(reason)}`);
-  if (duration !== "permanent" && duration !== "temporary") {
-    throw new Error(`expected permanent or temporary, not ${JSON.stringify(duration)}`);
+  if (!["permanent", "temporary", "disconnect"].includes(duration)) {
+    throw new Error(`expected permanent, temporary or disconnect, not ${JSON.stringify(duration)}`);
   }
-  return { question, decision: { tag: "refuse", val: { reason, permanent: duration === "permanent", text } } };
+  const refusal = { reason, permanent: duration === "permanent", text, disconnect: duration === "disconnect" };
+  return { question, decision: { tag: "refuse", val: refusal } };
 }
 
 /** `text` split at its first `n - 1` spaces (fewer parts when it has fewer); the last part keeps the rest. */

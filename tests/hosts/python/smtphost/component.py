@@ -101,6 +101,8 @@ class Refuse:
     reason: str
     permanent: bool
     text: str | None = None
+    # End the session with the refusal (421, then close).
+    disconnect: bool = False
 
 
 # The host's decision on the pending question (WIT `answer`).
@@ -121,6 +123,7 @@ class GuestConfig:
     ask: tuple[str, ...] = ()
     auth: tuple[str, ...] = ()
     auth_without_tls: bool = False
+    require_tls: bool = False
 
     def to_wit(self) -> Record:
         on = {
@@ -138,6 +141,7 @@ class GuestConfig:
             questions=set(self.ask),
             auth_mechanisms=set(self.auth),
             auth_without_tls=self.auth_without_tls,
+            require_tls=self.require_tls,
         )
 
 
@@ -209,7 +213,9 @@ class GuestSession:
         """The decision on the pending question."""
         if isinstance(decision, Accept):
             return self._call("answer", Variant("accept", decision.text))
-        refusal = _record(reason=decision.reason, permanent=decision.permanent, text=decision.text)
+        refusal = _record(
+            reason=decision.reason, permanent=decision.permanent, text=decision.text, disconnect=decision.disconnect
+        )
         return self._call("answer", Variant("refuse", refusal))
 
     def timeout(self) -> list[Action]:

@@ -42,6 +42,7 @@ class TranscriptConfig:
     ask: list[str] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)
     auth_without_tls: bool = False
+    require_tls: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,11 +145,17 @@ def _set_config(config: TranscriptConfig, assignment: str) -> None:
     elif key == "auth":
         config.auth = _names(value, MECHANISMS, "mechanism", key)
     elif key == "auth-without-tls":
-        if value not in ("yes", "no"):
-            raise ValueError(f"`{key}` wants yes or no, not {value!r}")
-        config.auth_without_tls = value == "yes"
+        config.auth_without_tls = _yes_no(key, value)
+    elif key == "require-tls":
+        config.require_tls = _yes_no(key, value)
     else:
         raise ValueError(f"unknown configuration key {key!r}")
+
+
+def _yes_no(key: str, value: str) -> bool:
+    if value not in ("yes", "no"):
+        raise ValueError(f"`{key}` wants yes or no, not {value!r}")
+    return value == "yes"
 
 
 def _names(value: str, known: tuple[str, ...], what: str, key: str) -> list[str]:
@@ -168,7 +175,7 @@ def _integer(text: str) -> int:
 
 
 def _parse_answer(line: str) -> Answer:
-    """`QUESTION accept [TEXT]` or `QUESTION refuse REASON permanent|temporary
+    """`QUESTION accept [TEXT]` or `QUESTION refuse REASON permanent|temporary|disconnect
     [TEXT]`, words split at single spaces and TEXT the rest of the line as is
     (a refusal's text may hold spaces), as host/src/transcript/parse.rs reads it."""
     question, verb, rest = _pad(line.split(" ", 2), 3)
@@ -177,13 +184,15 @@ def _parse_answer(line: str) -> Answer:
     if verb == "accept":
         return Answer(question, Accept(rest))
     if verb != "refuse" or rest is None:
-        raise ValueError("expected `accept [text]` or `refuse reason permanent|temporary [text]` after the question")
+        raise ValueError(
+            "expected `accept [text]` or `refuse reason permanent|temporary|disconnect [text]` after the question"
+        )
     reason, duration, text = _pad(rest.split(" ", 2), 3)
     if reason not in REASONS:
         raise ValueError(f"unknown refusal reason {reason!r}")
-    if duration not in ("permanent", "temporary"):
-        raise ValueError(f"expected permanent or temporary, not {duration!r}")
-    return Answer(question, Refuse(reason, duration == "permanent", text))
+    if duration not in ("permanent", "temporary", "disconnect"):
+        raise ValueError(f"expected permanent, temporary or disconnect, not {duration!r}")
+    return Answer(question, Refuse(reason, duration == "permanent", text, duration == "disconnect"))
 
 
 def _pad(parts: list[str], n: int) -> list[str | None]:
