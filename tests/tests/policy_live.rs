@@ -31,6 +31,7 @@ impl Policy for Scripted {
                     reason: Reason::SenderRefused,
                     permanent: true,
                     text: Some("see https://smtpcell.test/spf".into()),
+                    disconnect: false,
                 })
             } else {
                 Answer::ACCEPT
@@ -52,7 +53,7 @@ impl Policy for Scripted {
     fn end_of_data<'a>(&'a self, _client: &'a Client, _envelope: &'a Envelope, size: u64) -> EndOfDataDecision<'a> {
         Box::pin(async move {
             if size > 100 {
-                EndOfData::Refuse(Refusal { reason: Reason::Policy, permanent: true, text: None })
+                EndOfData::Refuse(Refusal { reason: Reason::Policy, permanent: true, text: None, disconnect: false })
             } else {
                 EndOfData::Accept { headers: Vec::new() }
             }
