@@ -187,7 +187,7 @@ fn session_header(t: &Transcript, answers: usize) -> [u8; inputs::SESSION_HEADER
             bits | 1 << (first + bit as u32)
         })
     };
-    let off = bits("disable", &inputs::EXTENSIONS, 0);
+    let off = bits("disable", inputs::EXTENSIONS, 0);
     let asked = bits("ask", &Questions::NAMES, 4) as u8;
     let mechanisms = bits("auth", &["plain", "login"], 0) as u8;
     let without_tls = u8::from(setting(t, "auth-without-tls") == Some("yes")) << 2;

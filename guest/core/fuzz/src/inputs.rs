@@ -24,9 +24,9 @@ pub const SESSION_HEADER: usize = 4;
 pub const SIZES: [u64; 4] = [Config::DEFAULT_MAX_MESSAGE_SIZE, 5, 20, 1000];
 pub const RECIPIENTS: [u32; 4] = [100, 2, 0, 1];
 pub const LINE_LENGTHS: [u32; 4] = [1000, 0, 2000, 1001];
-/// Extension names in the order of header byte 1, then HELP.
-pub const EXTENSIONS: [&str; 9] =
-    ["pipelining", "size", "8bitmime", "enhancedstatuscodes", "smtputf8", "chunking", "binarymime", "dsn", "help"];
+/// Extension names in the order of header byte 1, then HELP: smtp-core's
+/// own list without STARTTLS (which bit 6 of byte 0 switches).
+pub const EXTENSIONS: &[&str] = Extensions::NAMES.split_last().expect("a list of names").1;
 /// Most answer bytes a header can announce (four bits).
 pub const MAX_ANSWERS: usize = 15;
 
