@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use smtp_core::{Action, Answer, Questions};
+use smtp_core::{Action, Answer, AuthMechanisms, Questions};
+use smtpcell::policy::Role;
 use smtpcell::runtime::{GuestConfig, GuestSession, LoadedComponent, PeerInfo, Runtime, SandboxLimits, guest_config};
 use smtpcell::server::ServerConfig;
 use tokio::runtime::Runtime as Tokio;
@@ -51,7 +52,11 @@ impl Fixture {
             let runtime = Runtime::new(limits, None).unwrap();
             runtime.validate(smtpcell::EMBEDDED_COMPONENT.to_vec()).await.unwrap().component
         });
-        let mut config = guest_config(&ServerConfig::default().session_config(Questions::default()));
+        let mut config = guest_config(&ServerConfig::default().session_config(
+            Role::Mx,
+            Questions::default(),
+            AuthMechanisms::default(),
+        ));
         // Room for the 10 MiB body.
         config.max_message_size = 64 << 20;
         Fixture { tokio, component, config, peer: PeerInfo { ip: "127.0.0.1".into(), port: 2525 } }

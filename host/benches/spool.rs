@@ -220,6 +220,8 @@ fn meta() -> MessageMeta {
         dsn_envid: None,
         received_at: SystemTime::now(),
         handled_by: "smtpcell-guest@0.1.0".into(),
+        tls: None,
+        authenticated: None,
     }
 }
 

@@ -5,13 +5,16 @@
 //! - [`server`]: sockets, timeouts, limits, graceful shutdown.
 //! - [`spool`]: durable storage of accepted mail (Maildir by default).
 //! - [`policy`]: the host's decisions at each step the guest asks about.
+//! - [`tls`]: the certificate in use and what a handshake negotiated.
 //! - [`transcript`]: the shared transcript corpus and its runner.
 
 pub mod policy;
 pub mod runtime;
 pub mod server;
 pub mod spool;
+pub mod tls;
 pub mod transcript;
+pub mod users;
 
 /// The protocol component built from guest/ with this binary, used unless
 /// `--component` names another.

@@ -8,10 +8,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use smtp_core::Config as SessionConfig;
-use smtpcell::policy::AcceptAll;
+use smtpcell::policy::{AcceptAll, PasswordFile, Policy};
 use smtpcell::runtime::{CompileCache, Registry, Runtime, SandboxLimits};
-use smtpcell::server::{FileStamp, Reloader, Server, ServerConfig, budget, control};
+use smtpcell::server::{FileStamp, ReloadableFiles, Reloader, Server, ServerConfig, budget, control};
 use smtpcell::spool::Maildir;
+use smtpcell::tls::TlsFiles;
+use smtpcell::users;
 use tracing::info;
 
 /// An SMTP server whose protocol handling runs in a sandboxed WebAssembly
@@ -38,10 +40,21 @@ enum Command {
         #[arg(value_name = "FILE.wasm")]
         file: PathBuf,
     },
-    /// Ask a running server to reload its --component file.
+    /// Ask a running server to reload its --component file, its TLS
+    /// certificate and its users file.
     Reload(ControlArgs),
     /// List the component versions a running server has loaded.
     Status(ControlArgs),
+    /// Add a user to a users file, or set a new password for one: an
+    /// argon2id hash of a password read from the terminal (or from standard
+    /// input when it is not a terminal, one trailing newline removed).
+    Passwd {
+        /// The users file (created with mode 0600 if missing).
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// The user name (the SASL authentication id clients log in with).
+        user: String,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -53,9 +66,58 @@ struct ControlArgs {
 
 #[derive(Args, Clone)]
 struct ServeArgs {
-    /// Address and port to listen on.
+    /// Address and port of the MX listener (port 25's role: mail from
+    /// anyone, AUTH optional).
     #[arg(long, value_name = "ADDR", default_value = ServerConfig::DEFAULT_LISTEN)]
     listen: SocketAddr,
+    /// Also listen for message submission (port 587's role, RFC 6409):
+    /// STARTTLS, then AUTH before MAIL. Needs --tls-cert and --users.
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "users"])]
+    listen_submission: Option<SocketAddr>,
+    /// Also listen for submission over implicit TLS (port 465's role, RFC
+    /// 8314): TLS from the first byte, then AUTH before MAIL. Needs
+    /// --tls-cert and --users.
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "users"])]
+    listen_tls: Option<SocketAddr>,
+    /// PEM certificate chain (server certificate first): with --tls-key,
+    /// STARTTLS is offered (RFC 3207). Reloaded with the component.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of the --tls-cert certificate.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a client may take over its TLS handshake.
+    #[arg(long, value_name = "SECS", default_value_t = ServerConfig::DEFAULT_TLS_HANDSHAKE_TIMEOUT)]
+    tls_handshake_timeout: u64,
+    /// On the MX listener, answer every command but NOOP, EHLO, STARTTLS
+    /// and QUIT with 530 until TLS is started. For private servers only:
+    /// RFC 3207 section 4 forbids it on a publicly referenced MX.
+    #[arg(long, requires = "tls_cert")]
+    require_tls: bool,
+    /// Users allowed to AUTH (RFC 4954), in Dovecot's passwd-file format:
+    /// `user:{SCHEME}hash[:extra fields]`. AUTH PLAIN and LOGIN are offered
+    /// after TLS when given. Reloaded with the component.
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// Offer AUTH without TLS too (for tests on loopback: a password must
+    /// not otherwise cross an unencrypted connection).
+    #[arg(long, requires = "users")]
+    allow_plaintext_auth: bool,
+    /// Milliseconds before the reply to a refused AUTH.
+    #[arg(long, value_name = "MS", default_value_t = ServerConfig::DEFAULT_AUTH_FAILURE_DELAY_MS)]
+    auth_failure_delay_ms: u64,
+    /// Refused AUTH commands per connection; the last is answered 421 and
+    /// the connection closed.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = ServerConfig::DEFAULT_MAX_AUTH_FAILURES,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_auth_failures: u32,
+    /// Write the authenticated identity into the Received header.
+    #[arg(long)]
+    received_auth: bool,
     /// Maildir to store accepted mail in (tmp/, new/ and cur/ are created).
     #[arg(long, value_name = "DIR", default_value = "./mail")]
     maildir: PathBuf,
@@ -137,6 +199,7 @@ fn main() -> Result<()> {
             Some(Command::Check { file }) => check(file).await,
             Some(Command::Reload(args)) => print(control::request(&args.control, "reload").await?),
             Some(Command::Status(args)) => print(control::request(&args.control, "status").await?),
+            Some(Command::Passwd { users, user }) => passwd(&users, &user),
         }
     })
 }
@@ -161,6 +224,13 @@ async fn check(file: PathBuf) -> Result<()> {
     Ok(())
 }
 
+fn passwd(path: &std::path::Path, user: &str) -> Result<()> {
+    let password = users::read_new_password()?;
+    let existed = users::set_password(path, user, &password)?;
+    println!("{} {user} in {}", if existed { "updated" } else { "added" }, path.display());
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> Result<()> {
     // Signal handlers first: until tokio's are installed, SIGTERM, SIGINT and
     // SIGHUP keep their default action, which kills the process outright (so
@@ -173,6 +243,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let max_connections = budget::connections(args.max_connections)?;
     let config = ServerConfig {
         listen: args.listen,
+        listen_submission: args.listen_submission,
+        listen_tls: args.listen_tls,
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
+        tls_handshake_timeout: Duration::from_secs(args.tls_handshake_timeout),
+        require_tls: args.require_tls,
+        allow_plaintext_auth: args.allow_plaintext_auth,
+        auth_failure_delay: Duration::from_millis(args.auth_failure_delay_ms),
+        max_auth_failures: args.max_auth_failures,
+        received_auth: args.received_auth,
         hostname: args.hostname.clone(),
         max_message_size: args.max_message_size,
         max_recipients: args.max_recipients,
@@ -215,9 +294,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Maildir::open(&args.maildir, &args.hostname)
             .with_context(|| format!("opening the Maildir {}", args.maildir.display()))?,
     );
-    let reloader = Reloader::new(runtime, registry.clone(), args.component.clone());
+    let users = match &args.users {
+        Some(path) => Some(Arc::new(PasswordFile::open(path).context("loading the users file")?)),
+        None => None,
+    };
+    let policy: Arc<dyn Policy> = match &users {
+        Some(users) => users.clone(),
+        None => Arc::new(AcceptAll),
+    };
     let control_listener = control::bind(&args.control).await?;
-    let server = Server::bind(config, registry.clone(), spool, Arc::new(AcceptAll)).await?;
+    let server = Server::bind(config, registry.clone(), spool, policy).await?;
+    let files = ReloadableFiles { certificates: server.certificates(), users };
+    let reloader = Reloader::with_files(runtime, registry.clone(), args.component.clone(), files);
 
     let control_task = tokio::spawn(control::serve(control_listener, reloader.clone(), registry));
     let hup_task = tokio::spawn(reload_on_sighup(reloader.clone(), hup));
@@ -234,7 +322,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
 async fn reload_on_sighup(reloader: Arc<Reloader>, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
-        let _ = reloader.reload("SIGHUP").await;
+        let _ = reloader.reload_all("SIGHUP").await;
     }
 }
 

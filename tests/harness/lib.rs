@@ -6,6 +6,7 @@ pub mod client;
 pub mod driver;
 pub mod log;
 pub mod server;
+pub mod tls;
 pub mod transcript;
 
 /// The v2 test build of the component: greets with `ESMTP smtpcell v2`,

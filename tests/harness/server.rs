@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
-use smtpcell::policy::{AcceptAll, Policy};
+use smtpcell::policy::{AcceptAll, PasswordFile, Policy, Role};
 use smtpcell::runtime::{LoadedComponent, Registry};
 use smtpcell::server::{Server, ServerConfig};
 use smtpcell::spool::{Maildir, Spool};
@@ -17,9 +17,19 @@ use tokio::sync::oneshot;
 
 use crate::driver::embedded_component;
 use crate::log::CapturedLog;
+use crate::tls::TestCert;
 
 pub struct TestServer {
+    /// The MX listener.
     pub addr: SocketAddr,
+    /// The submission (STARTTLS) listener, when the builder asked for one.
+    pub submission_addr: Option<SocketAddr>,
+    /// The implicit-TLS listener, when the builder asked for one.
+    pub tls_addr: Option<SocketAddr>,
+    /// The certificate the server uses, when the builder asked for TLS.
+    pub cert: Option<TestCert>,
+    /// The users file, when the builder asked for users.
+    pub users_file: Option<PathBuf>,
     pub maildir: PathBuf,
     pub registry: Arc<Registry>,
     /// The server's log, when the builder asked for it.
@@ -47,6 +57,8 @@ impl TestServer {
             component: None,
             policy: Arc::new(AcceptAll),
             log: None,
+            cert: None,
+            users: None,
         }
     }
 
@@ -94,9 +106,41 @@ pub struct TestServerBuilder {
     component: Option<Arc<LoadedComponent>>,
     policy: Arc<dyn Policy>,
     log: Option<CapturedLog>,
+    cert: Option<TestCert>,
+    users: Option<Vec<(String, String)>>,
 }
 
 impl TestServerBuilder {
+    /// A fresh self-signed certificate ([`TestCert`]): STARTTLS offered.
+    pub fn tls(mut self) -> Self {
+        let cert = TestCert::generate().expect("a test certificate");
+        self.config.tls = Some(cert.files());
+        self.cert = Some(cert);
+        self
+    }
+
+    /// A submission listener (STARTTLS, AUTH before MAIL) on 127.0.0.1:0;
+    /// needs `tls` and `users`.
+    pub fn submission(mut self) -> Self {
+        self.config.listen_submission = Some("127.0.0.1:0".parse().unwrap());
+        self
+    }
+
+    /// An implicit-TLS submission listener on 127.0.0.1:0; needs `tls` and
+    /// `users`.
+    pub fn implicit_tls(mut self) -> Self {
+        self.config.listen_tls = Some("127.0.0.1:0".parse().unwrap());
+        self
+    }
+
+    /// A users file with these `(user, password)` pairs (argon2id, as
+    /// `smtpcell passwd` writes them), checked by [`PasswordFile`]; no
+    /// delay after a failed AUTH.
+    pub fn users(mut self, users: &[(&str, &str)]) -> Self {
+        self.users = Some(users.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect());
+        self.config.auth_failure_delay = std::time::Duration::ZERO;
+        self
+    }
     /// Decide the guest's questions with `policy` instead of the default
     /// (accept everything, ask nothing).
     pub fn policy(mut self, policy: impl Policy) -> Self {
@@ -140,11 +184,23 @@ impl TestServerBuilder {
             }
         };
         let spool: Arc<dyn Spool> = Arc::new(Maildir::open(&maildir, &self.config.hostname)?);
+        let mut policy = self.policy;
+        let users_file = match (&self.users, &dir) {
+            (Some(users), Some(dir)) => {
+                let path = dir.path().join("users");
+                for (user, password) in users {
+                    smtpcell::users::set_password(&path, user, password.as_bytes())?;
+                }
+                policy = Arc::new(PasswordFile::open(&path)?);
+                Some(path)
+            }
+            (Some(_), None) => anyhow::bail!("users need the builder's own temporary directory"),
+            (None, _) => None,
+        };
         let registry = Arc::new(Registry::new(self.component.unwrap_or_else(embedded_component)));
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let config = self.config;
-        let policy = self.policy;
         let server_registry = registry.clone();
         let dispatch = self.log.as_ref().map(CapturedLog::dispatch);
         let thread = std::thread::spawn(move || -> Result<()> {
@@ -163,7 +219,8 @@ impl TestServerBuilder {
                         return Err(err);
                     }
                 };
-                let _ = ready_tx.send(Ok(server.local_addr()?));
+                let addrs = (server.local_addr()?, server.addr(Role::Submission), server.addr(Role::Submissions));
+                let _ = ready_tx.send(Ok(addrs));
                 server
                     .serve(async {
                         let _ = stop_rx.await;
@@ -171,12 +228,24 @@ impl TestServerBuilder {
                     .await
             })
         });
-        let addr = ready_rx
+        let (addr, submission_addr, tls_addr) = ready_rx
             .recv()
             .context("server thread ended before binding")?
             .map_err(anyhow::Error::msg)
             .context("binding the test server")?;
-        Ok(TestServer { addr, maildir, registry, log: self.log, _dir: dir, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(TestServer {
+            addr,
+            submission_addr,
+            tls_addr,
+            cert: self.cert,
+            users_file,
+            maildir,
+            registry,
+            log: self.log,
+            _dir: dir,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 //! never shrinks, so it is the peak) after hostile inputs fed the way the
 //! server feeds them, in reads of at most 64 KiB.
 
+use smtpcell::policy::Role;
 use smtpcell::runtime::{GuestSession, PeerInfo};
 use smtpcell::server::ServerConfig;
 use smtpcell_tests::driver::embedded_component;
@@ -15,8 +16,11 @@ fn peak_after(setup: &[u8], hostile: impl Iterator<Item = Vec<u8>>) -> usize {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let config = smtpcell::runtime::guest_config(
-            &ServerConfig { hostname: "smtpcell.test".into(), ..ServerConfig::default() }
-                .session_config(Default::default()),
+            &ServerConfig { hostname: "smtpcell.test".into(), ..ServerConfig::default() }.session_config(
+                Role::Mx,
+                Default::default(),
+                Default::default(),
+            ),
         );
         let peer = PeerInfo { ip: "192.0.2.1".into(), port: 1 };
         let mut guest = GuestSession::start(&embedded_component(), &config, &peer).await.unwrap();

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smtpcell::policy::Role;
 use smtpcell::runtime::{GuestConfig, GuestFault, GuestSession, LoadedComponent, PeerInfo};
 use smtpcell::server::ServerConfig;
 use smtpcell_tests::TESTBED_COMPONENT;
@@ -20,8 +21,11 @@ fn testbed() -> Arc<LoadedComponent> {
 
 fn guest_config() -> GuestConfig {
     smtpcell::runtime::guest_config(
-        &ServerConfig { hostname: "smtpcell.test".into(), ..ServerConfig::default() }
-            .session_config(Default::default()),
+        &ServerConfig { hostname: "smtpcell.test".into(), ..ServerConfig::default() }.session_config(
+            Role::Mx,
+            Default::default(),
+            Default::default(),
+        ),
     )
 }
 

@@ -7,13 +7,13 @@
 //! asked (the guest accepts it itself, at no cost), so the defaults of
 //! `connect`, `helo`, `mail` and `rcpt` only matter for a policy that asks
 //! and then does not override. `end_of_data` is called for every message,
-//! and `auth` whenever AUTH is offered (not yet: the server configures no
-//! mechanism until it has TLS).
+//! and `auth` whenever AUTH is offered (when [`Policy::auth_mechanisms`]
+//! names any).
 
 use std::future::{Future, ready};
 use std::pin::Pin;
 
-use smtp_core::{Answer, Credentials, Envelope, Hello, MailRequest, Questions, RcptRequest, Reason};
+use smtp_core::{Answer, AuthMechanisms, Credentials, Envelope, Hello, MailRequest, Questions, RcptRequest, Reason};
 
 use super::client::Client;
 
@@ -69,6 +69,12 @@ pub trait Policy: Send + Sync + 'static {
     fn rcpt<'a>(&'a self, client: &'a Client, rcpt: &'a RcptRequest) -> Decision<'a> {
         let _ = (client, rcpt);
         decided(Answer::ACCEPT)
+    }
+
+    /// The SASL mechanisms whose credentials [`Policy::auth`] checks; none
+    /// (the default) means AUTH is not offered.
+    fn auth_mechanisms(&self) -> AuthMechanisms {
+        AuthMechanisms::default()
     }
 
     /// AUTH with decoded credentials. Never log `credentials.secret`.

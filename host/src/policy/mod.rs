@@ -6,7 +6,9 @@
 mod accept_all;
 mod client;
 mod decide;
+mod password_file;
 
 pub use accept_all::AcceptAll;
-pub use client::Client;
+pub use client::{Client, Role};
 pub use decide::{Decision, EndOfData, EndOfDataDecision, Policy};
+pub use password_file::PasswordFile;

@@ -3,12 +3,44 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use smtp_core::{Config as SessionConfig, Extensions, Questions};
+use smtp_core::{AuthMechanisms, Config as SessionConfig, Extensions, Questions};
+
+use crate::policy::Role;
+use crate::tls::TlsFiles;
 
 /// Timeouts from RFC 5321 section 4.5.3.2, and the server's own limits.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
+    /// The MX listener ([`Role::Mx`]).
     pub listen: SocketAddr,
+    /// A message submission listener, STARTTLS then AUTH ([`Role::Submission`],
+    /// RFC 6409's port 587).
+    pub listen_submission: Option<SocketAddr>,
+    /// A submission listener over implicit TLS ([`Role::Submissions`], RFC
+    /// 8314's port 465).
+    pub listen_tls: Option<SocketAddr>,
+    /// The certificate and key: STARTTLS is offered when they are given.
+    pub tls: Option<TlsFiles>,
+    /// How long a client may take over its TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// On the MX listener, refuse everything but NOOP, EHLO, STARTTLS and
+    /// QUIT before TLS (RFC 3207 section 4: for private servers only; a
+    /// publicly referenced MX must not). Submission listeners always do.
+    pub require_tls: bool,
+    /// Offer AUTH on connections without TLS (RFC 4954 section 4 says a
+    /// password must not cross an unencrypted connection: for tests on
+    /// loopback).
+    pub allow_plaintext_auth: bool,
+    /// How long a refused AUTH waits before its 535 (slows a password
+    /// guesser down without holding anything but its own connection).
+    pub auth_failure_delay: Duration,
+    /// Refused or failed AUTH commands one connection may make; the last
+    /// one is answered 421 4.7.0 and the connection closed.
+    pub max_auth_failures: u32,
+    /// Write the authenticated identity into the Received header (RFC 4954
+    /// section 7 leaves this to the server; off, as the identity of a
+    /// submitter is private to the site by default).
+    pub received_auth: bool,
     pub hostname: String,
     pub max_message_size: u64,
     pub max_recipients: u32,
@@ -31,6 +63,15 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:2525";
+    /// Seconds for a TLS handshake: a handshake is a few round trips, so a
+    /// minute is generous for any real client and short for one that stalls.
+    pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: u64 = 60;
+    /// Milliseconds before a 535 (Postfix's smtpd_error_sleep_time is 1 s).
+    pub const DEFAULT_AUTH_FAILURE_DELAY_MS: u64 = 1000;
+    /// Failed AUTH commands per connection: enough for a user who mistypes
+    /// twice, few enough that a guesser must reconnect (and wait out the
+    /// delay) every third try.
+    pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
 
     /// How long a write to a client may take before the connection is ended
     /// ("client did not read its replies"). RFC 5321 bounds only the
@@ -41,19 +82,30 @@ impl ServerConfig {
         self.command_timeout
     }
 
-    /// The configuration handed to each guest session; `questions` are
-    /// the steps the policy decides.
-    pub fn session_config(&self, questions: Questions) -> SessionConfig {
+    /// The configuration handed to each guest session of a listener of
+    /// `role`; `questions` are the steps the policy decides, `auth` the SASL
+    /// mechanisms it checks credentials for (none: no AUTH).
+    ///
+    /// STARTTLS is offered when a certificate is configured, except on the
+    /// implicit-TLS listener, where TLS is on from the first byte. The
+    /// submission roles require TLS (RFC 8314 section 3.3 wants TLS for all
+    /// submission) and ask about MAIL, which the host refuses before AUTH
+    /// (530 5.7.0, RFC 4954 section 6).
+    pub fn session_config(&self, role: Role, questions: Questions, auth: AuthMechanisms) -> SessionConfig {
         SessionConfig {
             hostname: self.hostname.clone(),
             max_message_size: self.max_message_size,
             max_recipients: self.max_recipients,
             max_line_length: self.max_line_length,
-            // STARTTLS and AUTH stay off until the host terminates TLS and
-            // checks credentials.
-            extensions: Extensions::DEFAULT,
-            questions,
-            ..SessionConfig::default()
+            extensions: Extensions { starttls: self.tls.is_some() && role != Role::Submissions, ..Extensions::DEFAULT },
+            questions: Questions { mail: questions.mail || role.requires_auth(), ..questions },
+            auth_mechanisms: auth,
+            auth_without_tls: self.allow_plaintext_auth,
+            require_tls: match role {
+                Role::Mx => self.require_tls,
+                Role::Submission => true,
+                Role::Submissions => false,
+            },
         }
     }
 }
@@ -62,6 +114,15 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: Self::DEFAULT_LISTEN.parse().expect("valid default address"),
+            listen_submission: None,
+            listen_tls: None,
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(Self::DEFAULT_TLS_HANDSHAKE_TIMEOUT),
+            require_tls: false,
+            allow_plaintext_auth: false,
+            auth_failure_delay: Duration::from_millis(Self::DEFAULT_AUTH_FAILURE_DELAY_MS),
+            max_auth_failures: Self::DEFAULT_MAX_AUTH_FAILURES,
+            received_auth: false,
             hostname: SessionConfig::DEFAULT_HOSTNAME.into(),
             max_message_size: SessionConfig::DEFAULT_MAX_MESSAGE_SIZE,
             max_recipients: SessionConfig::DEFAULT_MAX_RECIPIENTS,

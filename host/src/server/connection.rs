@@ -5,12 +5,14 @@
 //! [`Connection`] is the one place that state lives (the design's "one
 //! connection: read, feed, execute actions, ask/answer"): the guest
 //! session, the guard's view of the contract, the policy's view of the
-//! client, the message in progress and the replies not yet written. It is
-//! generic over the stream, so that the stream can be a TLS stream.
+//! client, the message in progress and the replies not yet written. Its
+//! stream becomes a TLS stream at STARTTLS (RFC 3207), or is one from the
+//! first byte on the implicit-TLS listener (RFC 8314).
 //!
 //! Every wait on the client is bounded: reads by the timeout of the SMTP
 //! phase ([`Connection::read_timeout`]), writes by
-//! [`ServerConfig::write_timeout`]; policy decisions by the command
+//! [`ServerConfig::write_timeout`], TLS handshakes by
+//! [`ServerConfig::tls_handshake_timeout`]; policy decisions by the command
 //! timeout, the end-of-data decision and storage together by the data-end
 //! timeout. The replies waiting for a
 //! client are bounded too: each call's output is written before the next
@@ -25,16 +27,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smtp_core::contract::Call;
-use smtp_core::{Action, Answer, Question, Reason};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use smtp_core::{Action, Answer, Question, Reason, TlsInfo};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::config::ServerConfig;
 use super::delivery::Delivery;
 use super::guard::ActionGuard;
 use super::listener::ServerContext;
-use crate::policy::Client;
+use super::stream::ClientStream;
+use crate::policy::{Client, Role};
 use crate::runtime::{GuestFault, GuestSession, LoadedComponent, PeerInfo};
+use crate::tls::tls_info;
 
 /// One read of client input. The whole read goes to the guest in one call:
 /// crossing the sandbox boundary per line or per byte would cost more than
@@ -46,6 +52,8 @@ enum ConnError {
     Client(io::Error),
     /// A write did not finish within the write timeout.
     Stalled,
+    /// The TLS handshake failed or timed out.
+    Handshake(io::Error),
 }
 
 impl From<GuestFault> for ConnError {
@@ -66,24 +74,37 @@ enum Next {
     Read,
     /// Decide and answer this question.
     Ask(Question),
+    /// Negotiate TLS, then tell the session.
+    StartTls,
     /// Close the connection.
     Close,
 }
 
-/// Serves one accepted connection to its end, on the component version
-/// current when it was accepted.
-pub async fn serve_connection<S>(ctx: Arc<ServerContext>, stream: S, peer: SocketAddr)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+/// Serves one connection accepted on a listener of `role` to its end, on
+/// the component version current when it was accepted.
+pub async fn serve_connection(ctx: Arc<ServerContext>, tcp: TcpStream, peer: SocketAddr, role: Role) {
     // The version this connection starts with serves it to the end, whatever
     // reloads happen meanwhile.
     let lease = ctx.registry.current().lease();
     let component = lease.component();
-    let span = info_span!("conn", %peer, component = %component.label());
+    let span = info_span!("conn", %peer, role = role.name(), component = %component.label());
     async move {
         debug!("accepted");
-        let (ended, mut stream) = match Connection::start(&ctx, component, stream, peer).await {
+        let mut client = Client::connected(role, peer.ip(), peer.port());
+        // Implicit TLS: the handshake comes before anything else, the
+        // greeting included (RFC 8314 section 3.3).
+        let stream = if role == Role::Submissions {
+            match handshake(&ctx, tcp).await {
+                Ok((tls, info)) => {
+                    client.tls = Some(info);
+                    ClientStream::Tls(Box::new(tls))
+                }
+                Err(err) => return info!(%err, "TLS handshake failed"),
+            }
+        } else {
+            ClientStream::Plain(tcp)
+        };
+        let (ended, mut stream) = match Connection::start(&ctx, component, stream, client).await {
             Ok(mut connection) => {
                 let ended = connection.run().await;
                 // Whatever ended the session, a message not answered is
@@ -106,22 +127,47 @@ where
             }
             Err(ConnError::Client(err)) => debug!(%err, "client connection ended"),
             Err(ConnError::Stalled) => info!("client did not read its replies"),
+            Err(ConnError::Handshake(err)) => info!(%err, "TLS handshake failed"),
         }
-        // Dropping the stream closes it, which sends the FIN; a separate
-        // shutdown(2) first would add a system call per connection.
+        // Over TLS the session ends with close_notify (RFC 8446 section
+        // 6.1), so that the client can tell the end from a truncation.
+        // Over plaintext, dropping the stream closes it, which sends the
+        // FIN; a separate shutdown(2) first would add a system call per
+        // connection.
+        if let ClientStream::Tls(_) = stream {
+            let _ = tokio::time::timeout(ctx.config.write_timeout(), stream.shutdown()).await;
+        }
     }
     .instrument(span)
     .await
 }
 
+/// The TLS handshake on `tcp`, bounded by the handshake timeout, and what
+/// it negotiated.
+async fn handshake(ctx: &ServerContext, tcp: TcpStream) -> io::Result<(TlsStream<TcpStream>, TlsInfo)> {
+    let Some(certificates) = &ctx.certificates else {
+        return Err(io::Error::other("no certificate is configured"));
+    };
+    let accept = certificates.acceptor().accept(tcp);
+    let tls = match tokio::time::timeout(ctx.config.tls_handshake_timeout, accept).await {
+        Ok(tls) => tls?,
+        Err(_elapsed) => return Err(io::Error::new(io::ErrorKind::TimedOut, "the client stalled in the handshake")),
+    };
+    let info = tls_info(tls.get_ref().1);
+    debug!(version = %info.version, cipher = %info.cipher, "TLS started");
+    Ok((tls, info))
+}
+
 /// One connection's whole state.
-struct Connection<'c, S> {
+struct Connection<'c> {
     ctx: &'c ServerContext,
     component: &'c Arc<LoadedComponent>,
-    stream: S,
+    stream: ClientStream,
     guest: GuestSession,
     guard: ActionGuard,
     client: Client,
+    /// AUTH commands refused so far (see [`ServerConfig::max_auth_failures`]).
+    auth_failures: u32,
     /// The message being received, from `message-begin` to its answer.
     delivery: Option<Delivery>,
     /// Replies of the current call, written before anything waits.
@@ -132,28 +178,29 @@ struct Connection<'c, S> {
     buf: Vec<u8>,
 }
 
-impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
+impl<'c> Connection<'c> {
     /// A connection with a fresh guest session; the stream back if the
     /// guest could not start (the pool is full, the instance trapped).
     async fn start(
         ctx: &'c ServerContext,
         component: &'c Arc<LoadedComponent>,
-        stream: S,
-        peer: SocketAddr,
-    ) -> Result<Self, (GuestFault, S)> {
-        let client = Client::connected(peer.ip(), peer.port());
+        stream: ClientStream,
+        client: Client,
+    ) -> Result<Self, (GuestFault, ClientStream)> {
         let peer_info = PeerInfo { ip: client.ip.to_string(), port: client.port };
-        let guest = match GuestSession::start(component, &ctx.guest_config, &peer_info).await {
+        let guest = match GuestSession::start(component, ctx.guest_config(client.role), &peer_info).await {
             Ok(guest) => guest,
             Err(fault) => return Err((fault, stream)),
         };
+        let tls_offered = ctx.certificates.is_some() && client.tls.is_none();
         Ok(Connection {
             ctx,
             component,
             stream,
             guest,
-            guard: ActionGuard::new(ctx.config.max_message_size, ctx.config.max_recipients),
+            guard: ActionGuard::new(ctx.config.max_message_size, ctx.config.max_recipients, tls_offered),
             client,
+            auth_failures: 0,
             delivery: None,
             out: Vec::with_capacity(1024),
             buf: Vec::with_capacity(READ_SIZE),
@@ -163,6 +210,14 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
     /// The loop: check a call's actions, execute them, write the replies,
     /// then make the next call: an answer, a feed, a timeout or shutdown.
     async fn run(&mut self) -> Result<(), ConnError> {
+        if let Some(tls) = self.client.tls.clone() {
+            // Implicit TLS: the session hears of it before its greeting.
+            let actions = self.guest.tls_started(&tls).await?;
+            self.guard.check(Call::TlsStarted, &actions)?;
+            if let Next::Close = self.execute(actions) {
+                return Ok(());
+            }
+        }
         let mut call = Call::Greeting;
         let mut actions = self.guest.greeting().await?;
         loop {
@@ -179,6 +234,10 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
                 Next::Ask(question) => {
                     let answer = self.decide(question).await;
                     (Call::Answer, self.guest.answer(&answer).await?)
+                }
+                Next::StartTls => {
+                    let tls = self.start_tls().await?;
+                    (Call::TlsStarted, self.guest.tls_started(&tls).await?)
                 }
                 Next::Read => match self.read().await? {
                     Some(next) => next,
@@ -206,7 +265,9 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
                 Action::MessageAbort => self.delivery = None,
                 Action::Ask(question) => next = Next::Ask(question),
                 Action::Close => next = Next::Close,
-                Action::StartTls => unreachable!("the guard refuses start-tls"),
+                // The guard lets it through only when offered; it is the
+                // call's last action but for `close`.
+                Action::StartTls => next = Next::StartTls,
             }
         }
         next
@@ -229,23 +290,67 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
             }
             Question::Connect => policy.connect(client),
             Question::Helo(hello) => policy.helo(client, hello),
+            // A submission listener serves authenticated clients only (RFC
+            // 6409 section 4.3; RFC 4954 section 6 gives the reply).
+            Question::Mail(_) if client.role.requires_auth() && client.authenticated.is_none() => {
+                return Answer::refuse(Reason::AuthRequired, true);
+            }
             Question::Mail(mail) => policy.mail(client, mail),
             Question::Rcpt(rcpt) => policy.rcpt(client, rcpt),
             Question::Auth(credentials) => policy.auth(client, credentials),
         };
-        let answer = match tokio::time::timeout(self.ctx.config.command_timeout, decision).await {
+        let mut answer = match tokio::time::timeout(self.ctx.config.command_timeout, decision).await {
             Ok(answer) => answer,
             Err(_elapsed) => {
                 warn!(question = question.name(), "the policy did not decide in time");
                 Answer::refuse(Reason::LocalError, false)
             }
         };
-        if let (Question::Auth(credentials), Answer::Accept(text)) = (&question, &answer) {
-            let identity = credentials.authenticated_as(text.as_deref());
-            info!(identity = %identity, mechanism = %credentials.mechanism, "client authenticated");
-            self.client.authenticated = Some(identity);
+        if let Question::Auth(credentials) = &question {
+            match &mut answer {
+                Answer::Accept(text) => {
+                    let identity = credentials.authenticated_as(text.as_deref());
+                    info!(identity = ?identity, mechanism = %credentials.mechanism, "client authenticated");
+                    self.client.authenticated = Some(identity);
+                }
+                Answer::Refuse(refusal) => self.auth_refused(refusal, &credentials.authentication_id).await,
+            }
         }
         answer
+    }
+
+    /// A refused AUTH: the reply waits out the failure delay, and the
+    /// connection's last allowed failure closes it with 421 4.7.0 (the
+    /// refusal's temporary code, RFC 4954 section 6). The authentication
+    /// id is logged (escaped: it is the client's text); the secret never.
+    async fn auth_refused(&mut self, refusal: &mut smtp_core::Refusal, authentication_id: &str) {
+        self.auth_failures += 1;
+        let failures = self.auth_failures;
+        let user: String = authentication_id.chars().take(64).collect();
+        info!(user = ?user, failures, "AUTH refused");
+        if failures >= self.ctx.config.max_auth_failures {
+            refusal.disconnect = true;
+            info!(failures, "too many failed AUTH commands: closing the connection");
+        }
+        tokio::time::sleep(self.ctx.config.auth_failure_delay).await;
+    }
+
+    /// STARTTLS: the handshake on the plaintext stream. Nothing the client
+    /// sent before it reaches the session afterwards: every octet read so
+    /// far was fed to the guest, which drops what followed STARTTLS (RFC
+    /// 3207 section 6), and rustls reads the rest as TLS records, so
+    /// plaintext pipelined behind STARTTLS fails the handshake instead of
+    /// being executed (CVE-2011-0411). The session starts over: the
+    /// client is no longer authenticated (RFC 3207 section 4.2).
+    async fn start_tls(&mut self) -> Result<TlsInfo, ConnError> {
+        let Some(tcp) = self.stream.take_plain() else {
+            return Err(ConnError::Handshake(io::Error::other("TLS is already active")));
+        };
+        let (tls, info) = handshake(self.ctx, tcp).await.map_err(ConnError::Handshake)?;
+        self.stream = ClientStream::Tls(Box::new(tls));
+        self.client.tls = Some(info.clone());
+        self.client.authenticated = None;
+        Ok(info)
     }
 
     /// Waits for the client's next input and makes the call it leads to;
@@ -291,9 +396,14 @@ impl<'c, S: AsyncRead + AsyncWrite + Unpin> Connection<'c, S> {
 }
 
 /// Writes replies to the client within [`ServerConfig::write_timeout`]; a
-/// client that does not take them by then is [`ConnError::Stalled`].
+/// client that does not take them by then is [`ConnError::Stalled`]. The
+/// flush matters over TLS only: rustls may hold a record until flushed.
 async fn send<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8], config: &ServerConfig) -> Result<(), ConnError> {
-    match tokio::time::timeout(config.write_timeout(), stream.write_all(bytes)).await {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(config.write_timeout(), write).await {
         Ok(written) => Ok(written?),
         Err(_elapsed) => Err(ConnError::Stalled),
     }

@@ -74,10 +74,10 @@ async fn answer(stream: UnixStream, reloader: &Reloader, registry: &Registry) ->
         .await
         .context("no command within the control client timeout")??;
     let reply = match line.trim() {
-        "reload" => match reloader.reload("control socket").await {
-            Ok(swapped) => format!("ok {swapped}\n"),
-            Err(refused) => format!("error {refused}\n"),
-        },
+        "reload" => {
+            let report = reloader.reload_all("control socket").await;
+            format!("{} {}\n", if report.ok { "ok" } else { "error" }, report.lines.join("\n"))
+        }
         "status" => status_text(registry),
         other => format!("error unknown command {other:?}; try `reload` or `status`\n"),
     };

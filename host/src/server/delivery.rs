@@ -157,6 +157,8 @@ fn meta(ctx: &ServerContext, component: &LoadedComponent, client: &Client, envel
         dsn_envid: envelope.dsn_envid.clone(),
         received_at: SystemTime::now(),
         handled_by: component.label(),
+        tls: envelope.tls.clone(),
+        authenticated: envelope.authenticated.clone().filter(|_| ctx.config.received_auth),
     }
 }
 

@@ -5,7 +5,7 @@
 //! The ordering rules are smtp-core's [`Checker`], the one statement of
 //! them every Rust driver uses; this guard adds what only the host cares
 //! about: the content of envelopes (they become header fields), and that
-//! no TLS was asked for when the host offered none.
+//! TLS is asked for only when the host offered it, and only once.
 //!
 //! Every bound here is one a correct guest cannot reach from any input a
 //! client may legitimately send: a guard limit that a correct guest can
@@ -33,11 +33,18 @@ const MAX_CREDENTIAL: usize = smtp_core::SASL_RESPONSE_LINE;
 pub struct ActionGuard {
     checker: Checker,
     max_recipients: usize,
+    /// Whether the host offered STARTTLS to this session (a certificate is
+    /// loaded and TLS is not already on).
+    tls_offered: bool,
 }
 
 impl ActionGuard {
-    pub fn new(max_size: u64, max_recipients: u32) -> Self {
-        ActionGuard { checker: Checker::new(max_size, max_recipients), max_recipients: max_recipients as usize }
+    pub fn new(max_size: u64, max_recipients: u32, tls_offered: bool) -> Self {
+        ActionGuard {
+            checker: Checker::new(max_size, max_recipients),
+            max_recipients: max_recipients as usize,
+            tls_offered,
+        }
     }
 
     /// Whether the client is sending message content: from `message-begin`
@@ -53,7 +60,12 @@ impl ActionGuard {
             match action {
                 Action::MessageBegin(envelope) => check_envelope(envelope, self.max_recipients)?,
                 Action::Ask(question) => check_question(question)?,
-                Action::StartTls => return violation("start-tls, but the host offered no TLS"),
+                // The checker refuses a second start-tls before tls-started;
+                // after it TLS is on and nothing more may be offered.
+                Action::StartTls if !self.tls_offered => {
+                    return violation("start-tls, but the host offered no TLS");
+                }
+                Action::StartTls => self.tls_offered = false,
                 _ => {}
             }
         }
@@ -154,13 +166,19 @@ mod tests {
     }
 
     #[test]
-    fn ordering_comes_from_the_checker_and_tls_is_refused() {
-        let mut guard = ActionGuard::new(1000, 10);
+    fn ordering_comes_from_the_checker_and_tls_only_when_offered() {
+        let mut guard = ActionGuard::new(1000, 10, false);
         let ask = Action::Ask(Question::Connect);
         assert!(guard.check(Call::Greeting, &[ask.clone(), ask.clone()]).is_err(), "a second question");
-        let mut guard = ActionGuard::new(1000, 10);
+        let mut guard = ActionGuard::new(1000, 10, false);
         guard.check(Call::Greeting, &[Action::Send(b"220 x\r\n".to_vec())]).unwrap();
         assert!(guard.check(Call::Feed(1), &[Action::StartTls]).is_err());
         assert!(guard.check(Call::Answer, &[]).is_err(), "an answer without a question");
+
+        let mut guard = ActionGuard::new(1000, 10, true);
+        guard.check(Call::Greeting, &[]).unwrap();
+        guard.check(Call::Feed(10), &[Action::Send(b"220 go\r\n".to_vec()), Action::StartTls]).unwrap();
+        guard.check(Call::TlsStarted, &[]).unwrap();
+        assert!(guard.check(Call::Feed(10), &[Action::StartTls]).is_err(), "TLS twice");
     }
 }

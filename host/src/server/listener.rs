@@ -1,13 +1,14 @@
 //! The accept loop: one task per connection, a cap on concurrent
 //! connections, and a graceful shutdown.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -18,14 +19,18 @@ use super::config::ServerConfig;
 use super::connection::serve_connection;
 use super::per_ip::PerIpLimit;
 use super::spare::{Spare, out_of_descriptors};
-use crate::policy::Policy;
+use crate::policy::{Policy, Role};
 use crate::runtime::{GuestConfig, Registry, guest_config};
 use crate::spool::Spool;
+use crate::tls::Certificates;
 
 /// What every connection task shares.
 pub struct ServerContext {
     pub config: ServerConfig,
-    pub guest_config: GuestConfig,
+    /// The session configuration of each role, in [`Role::ALL`] order.
+    guest_configs: [GuestConfig; 3],
+    /// The certificate, when TLS is configured.
+    pub certificates: Option<Arc<Certificates>>,
     pub registry: Arc<Registry>,
     pub spool: Arc<dyn Spool>,
     /// Decides every question the guests ask.
@@ -34,31 +39,83 @@ pub struct ServerContext {
     pub shutdown: watch::Receiver<bool>,
 }
 
+impl ServerContext {
+    /// The configuration for sessions of a listener of `role`.
+    pub fn guest_config(&self, role: Role) -> &GuestConfig {
+        &self.guest_configs[role as usize]
+    }
+}
+
+/// One listening socket and the service it provides.
+struct Listener {
+    socket: TcpListener,
+    role: Role,
+}
+
 /// A bound, not yet serving, SMTP server.
 pub struct Server {
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     spare: Spare,
     context: Arc<ServerContext>,
     shutdown_tx: watch::Sender<bool>,
 }
 
 impl Server {
+    /// Loads the certificate (if configured) and binds every configured
+    /// listener. Errors: a listener that cannot be bound, a certificate or
+    /// key that does not load, TLS listeners or `require_tls` without a
+    /// certificate, submission listeners with a policy that offers no AUTH.
     pub async fn bind(
         config: ServerConfig,
         registry: Arc<Registry>,
         spool: Arc<dyn Spool>,
         policy: Arc<dyn Policy>,
     ) -> Result<Server> {
-        let listener = listen(&config).with_context(|| format!("listening on {}", config.listen))?;
+        let certificates = match &config.tls {
+            Some(files) => Some(Arc::new(Certificates::load(files.clone()).context("loading the TLS certificate")?)),
+            None => None,
+        };
+        let mut listeners = Vec::new();
+        for (role, addr) in [
+            (Role::Mx, Some(config.listen)),
+            (Role::Submission, config.listen_submission),
+            (Role::Submissions, config.listen_tls),
+        ] {
+            let Some(addr) = addr else { continue };
+            if role != Role::Mx && certificates.is_none() {
+                bail!("the {} listener needs a certificate (--tls-cert and --tls-key)", role.name());
+            }
+            if role.requires_auth() && !policy.auth_mechanisms().any() {
+                bail!("the {} listener needs AUTH: give a users file (--users)", role.name());
+            }
+            let socket = listen(addr, config.max_connections).with_context(|| format!("listening on {addr}"))?;
+            listeners.push(Listener { socket, role });
+        }
+        if config.require_tls && certificates.is_none() {
+            bail!("--require-tls needs a certificate (--tls-cert and --tls-key)");
+        }
         let spare = Spare::open().context("opening /dev/null as the spare file descriptor")?;
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let guest_config = guest_config(&config.session_config(policy.questions()));
-        let context = Arc::new(ServerContext { config, guest_config, registry, spool, policy, shutdown });
-        Ok(Server { listener, spare, context, shutdown_tx })
+        let guest_configs = Role::ALL
+            .map(|role| guest_config(&config.session_config(role, policy.questions(), policy.auth_mechanisms())));
+        let context =
+            Arc::new(ServerContext { config, guest_configs, certificates, registry, spool, policy, shutdown });
+        Ok(Server { listeners, spare, context, shutdown_tx })
     }
 
+    /// The MX listener's address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners[0].socket.local_addr()
+    }
+
+    /// The address of the listener of `role`, if there is one.
+    pub fn addr(&self, role: Role) -> Option<SocketAddr> {
+        self.listeners.iter().find(|l| l.role == role).and_then(|l| l.socket.local_addr().ok())
+    }
+
+    /// The certificate in use, for reloads.
+    pub fn certificates(&self) -> Option<Arc<Certificates>> {
+        self.context.certificates.clone()
     }
 
     /// Serves until `stop` resolves, then drains: no new connections;
@@ -68,19 +125,23 @@ impl Server {
     /// half-stored). The grace period bounds every session, including one
     /// stuck writing to a client that does not read.
     pub async fn serve(self, stop: impl Future<Output = ()>) -> Result<()> {
-        let Server { listener, mut spare, context, shutdown_tx } = self;
+        let Server { listeners, mut spare, context, shutdown_tx } = self;
         let mut backoff = Backoff::default();
         // One warning per interval for clients refused at the limits.
         let mut refusals = Throttle::default();
         let slots = Arc::new(Semaphore::new(context.config.max_connections));
         let per_ip = PerIpLimit::new(context.config.max_connections_per_ip);
         let mut tasks = JoinSet::new();
+        let mut turn = 0;
         tokio::pin!(stop);
-        info!(listen = %listener.local_addr()?, component = %context.registry.current().label(), "serving SMTP");
+        for listener in &listeners {
+            let role = listener.role.name();
+            info!(listen = %listener.socket.local_addr()?, role, component = %context.registry.current().label(), "serving SMTP");
+        }
         loop {
             while tasks.try_join_next().is_some() {}
             tokio::select! {
-                accepted = listener.accept() => {
+                (accepted, listener) = accept_any(&listeners, &mut turn) => {
                     let (stream, peer) = match accepted {
                         Ok(pair) => pair,
                         Err(err) => {
@@ -88,7 +149,7 @@ impl Server {
                             // waiting clients hear 421, and the loop backs off
                             // instead of spinning, serving the others.
                             let turned_away = if out_of_descriptors(&err) {
-                                turn_away(&listener, &mut spare, &context.config.hostname).await
+                                turn_away(&listener.socket, &mut spare, &context.config.hostname).await
                             } else {
                                 0
                             };
@@ -107,8 +168,9 @@ impl Server {
                     match (slots.clone().try_acquire_owned(), slot) {
                         (Ok(permit), Some(slot)) => {
                             let ctx = context.clone();
+                            let role = listener.role;
                             tasks.spawn(async move {
-                                serve_connection(ctx, stream, peer).await;
+                                serve_connection(ctx, stream, peer, role).await;
                                 drop((permit, slot));
                             });
                         }
@@ -119,7 +181,7 @@ impl Server {
                 () = &mut stop => break,
             }
         }
-        drop(listener);
+        drop(listeners);
         // Finished sessions are otherwise only reaped at the next accept.
         while tasks.try_join_next().is_some() {}
         info!(sessions = tasks.len(), "shutting down: draining sessions");
@@ -141,11 +203,32 @@ impl Server {
 /// cookies an overflowing client believes it is connected and waits for a
 /// greeting that never comes. The kernel caps the length at
 /// net.core.somaxconn.
-fn listen(config: &ServerConfig) -> io::Result<TcpListener> {
-    let socket = if config.listen.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+fn listen(addr: SocketAddr, max_connections: usize) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
-    socket.bind(config.listen)?;
-    socket.listen(u32::try_from(config.max_connections).unwrap_or(u32::MAX).max(1024))
+    socket.bind(addr)?;
+    socket.listen(u32::try_from(max_connections).unwrap_or(u32::MAX).max(1024))
+}
+
+/// The next connection on any listener, with the listener it came to.
+/// Polling starts one listener further on each time, so that a flood on one
+/// listener cannot keep the others' clients waiting.
+async fn accept_any<'l>(
+    listeners: &'l [Listener],
+    turn: &mut usize,
+) -> (io::Result<(TcpStream, SocketAddr)>, &'l Listener) {
+    *turn = turn.wrapping_add(1);
+    let start = *turn;
+    poll_fn(|cx| {
+        for i in 0..listeners.len() {
+            let listener = &listeners[(start + i) % listeners.len()];
+            if let Poll::Ready(accepted) = listener.socket.poll_accept(cx) {
+                return Poll::Ready((accepted, listener));
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Past the connection limit no guest instance is created, so the host

@@ -12,7 +12,8 @@ mod listener;
 mod per_ip;
 mod reload;
 mod spare;
+mod stream;
 
 pub use config::ServerConfig;
 pub use listener::{Server, ServerContext};
-pub use reload::{FileStamp, Reloader, Swapped};
+pub use reload::{FileStamp, ReloadReport, ReloadableFiles, Reloader, Swapped};

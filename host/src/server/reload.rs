@@ -8,7 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
+use crate::policy::PasswordFile;
 use crate::runtime::{CacheOutcome, Refused, Registry, Runtime};
+use crate::tls::Certificates;
 
 /// A successful swap.
 #[derive(Debug)]
@@ -35,11 +37,30 @@ impl std::fmt::Display for Swapped {
     }
 }
 
-/// Reloads the component file the server was started with.
+/// The files other than the component that a reload reads again.
+#[derive(Clone, Default)]
+pub struct ReloadableFiles {
+    /// `--tls-cert` and `--tls-key`.
+    pub certificates: Option<Arc<Certificates>>,
+    /// `--users`.
+    pub users: Option<Arc<PasswordFile>>,
+}
+
+/// What [`Reloader::reload_all`] did: one line per part, and whether every
+/// part succeeded.
+#[derive(Debug)]
+pub struct ReloadReport {
+    pub ok: bool,
+    pub lines: Vec<String>,
+}
+
+/// Reloads the component file the server was started with, and with
+/// [`Reloader::reload_all`] the certificate and the users file.
 pub struct Reloader {
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
     source: Option<PathBuf>,
+    files: ReloadableFiles,
     /// One reload at a time: two racing reloads would otherwise finish in
     /// either order.
     busy: Mutex<()>,
@@ -49,7 +70,63 @@ impl Reloader {
     /// `source` is the `--component` file; `None` when serving the built-in
     /// component, which cannot change under a running binary.
     pub fn new(runtime: Arc<Runtime>, registry: Arc<Registry>, source: Option<PathBuf>) -> Arc<Reloader> {
-        Arc::new(Reloader { runtime, registry, source, busy: Mutex::new(()) })
+        Self::with_files(runtime, registry, source, ReloadableFiles::default())
+    }
+
+    /// A reloader that also reloads `files` in [`Reloader::reload_all`].
+    pub fn with_files(
+        runtime: Arc<Runtime>,
+        registry: Arc<Registry>,
+        source: Option<PathBuf>,
+        files: ReloadableFiles,
+    ) -> Arc<Reloader> {
+        Arc::new(Reloader { runtime, registry, source, files, busy: Mutex::new(()) })
+    }
+
+    /// `smtpcell reload` and SIGHUP: the component (when served from a
+    /// file), the certificate and the users file, each on its own: a part
+    /// that fails keeps what it had, the others still reload. Each part's
+    /// outcome is logged.
+    pub async fn reload_all(&self, trigger: &str) -> ReloadReport {
+        let mut report = ReloadReport { ok: true, lines: Vec::new() };
+        let nothing_else = self.files.certificates.is_none() && self.files.users.is_none();
+        if self.source.is_some() || nothing_else {
+            match self.reload(trigger).await {
+                Ok(swapped) => report.lines.push(swapped.to_string()),
+                Err(refused) => report.failed(refused.to_string()),
+            }
+        }
+        if let Some(certificates) = &self.files.certificates {
+            let cert = certificates.files().cert.display();
+            match certificates.reload() {
+                Ok(()) => {
+                    info!(trigger, %cert, "TLS certificate reloaded");
+                    report.lines.push(format!("certificate reloaded from {cert}"));
+                }
+                Err(err) => {
+                    warn!(
+                        trigger,
+                        err = format!("{err:#}"),
+                        "certificate reload refused; the current one keeps serving"
+                    );
+                    report.failed(format!("certificate refused, the current one keeps serving: {err:#}"));
+                }
+            }
+        }
+        if let Some(users) = &self.files.users {
+            let path = users.path().display();
+            match users.reload() {
+                Ok(count) => {
+                    info!(trigger, %path, count, "users file reloaded");
+                    report.lines.push(format!("{count} users reloaded from {path}"));
+                }
+                Err(err) => {
+                    warn!(trigger, err = format!("{err:#}"), "users file refused; the current users stay");
+                    report.failed(format!("users file refused, the current users stay: {err:#}"));
+                }
+            }
+        }
+        report
     }
 
     pub fn source(&self) -> Option<&PathBuf> {
@@ -123,6 +200,13 @@ impl Reloader {
             }
             previous = now;
         }
+    }
+}
+
+impl ReloadReport {
+    fn failed(&mut self, line: String) {
+        self.ok = false;
+        self.lines.push(line);
     }
 }
 

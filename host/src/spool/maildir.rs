@@ -260,6 +260,8 @@ mod tests {
             dsn_envid: None,
             received_at: SystemTime::now(),
             handled_by: "test@0".into(),
+            tls: None,
+            authenticated: None,
         }
     }
 

@@ -48,6 +48,12 @@ pub struct MessageMeta {
     pub received_at: SystemTime,
     /// The component version that handled the session (`name@version`).
     pub handled_by: String,
+    /// The TLS session the message came over: version and IANA cipher
+    /// suite name.
+    pub tls: Option<smtp_core::TlsInfo>,
+    /// The identity the client authenticated as, when the operator has it
+    /// written into the trace (`--received-auth`).
+    pub authenticated: Option<String>,
 }
 
 /// The outcome of [`Transaction::commit`]: `Ok` once the message is durable.

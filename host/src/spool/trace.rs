@@ -48,11 +48,18 @@ pub fn trace_headers(meta: &MessageMeta, queue_id: &str, end_headers: &[u8]) -> 
     }
     h.extend_from_slice(b"\r\n");
     h.extend_from_slice(end_headers);
+    let _ = write!(h, "Received: from {helo} ([{ip}])", helo = meta.helo, ip = meta.client_ip);
+    // Comments (RFC 5322 section 3.2.2) after the from clause, as Postfix
+    // writes them: the TLS parameters, then the authenticated identity.
+    if let Some(tls) = &meta.tls {
+        let _ = write!(h, "\r\n\t(using {} with cipher {})", comment(&tls.version), comment(&tls.cipher));
+    }
+    if let Some(identity) = &meta.authenticated {
+        let _ = write!(h, "\r\n\t(authenticated as {})", comment(identity));
+    }
     let _ = write!(
         h,
-        "Received: from {helo} ([{ip}])\r\n\tby {host} (smtpcell, {by}) with {proto} id {queue_id}",
-        helo = meta.helo,
-        ip = meta.client_ip,
+        "\r\n\tby {host} (smtpcell, {by}) with {proto} id {queue_id}",
         host = meta.server_hostname,
         by = meta.handled_by,
         proto = meta.protocol,
@@ -62,6 +69,20 @@ pub fn trace_headers(meta: &MessageMeta, queue_id: &str, end_headers: &[u8]) -> 
     }
     let _ = write!(h, ";\r\n\t{}\r\n", rfc5322_date(meta.received_at));
     h
+}
+
+/// `text` as comment content (RFC 5322 section 3.2.2 `ccontent`): the
+/// characters that would end or nest the comment are quoted. Callers pass
+/// strings already free of CR, LF and NUL.
+fn comment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '(' | ')' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// An RFC 5322 date-time in UTC, e.g. `Sat, 28 Nov 2026 14:12:52 +0000`.
@@ -123,6 +144,8 @@ mod tests {
             dsn_envid: None,
             received_at: UNIX_EPOCH + Duration::from_secs(1_795_875_172),
             handled_by: "smtpcell-guest@0.1.0".into(),
+            tls: None,
+            authenticated: None,
         }
     }
 
@@ -151,6 +174,24 @@ mod tests {
         let at = without.find("Received: ").unwrap();
         assert_eq!(block, format!("{}{}{}", &without[..at], std::str::from_utf8(end).unwrap(), &without[at..]));
         assert!(without[..at].ends_with("X-Envelope-To: <carol@example.net>\r\nX-Envelope-Body: 8BITMIME\r\n"));
+    }
+
+    #[test]
+    fn tls_and_the_authenticated_identity_are_comments_after_from() {
+        let mut m = meta(&["bob@example.org"]);
+        m.protocol = "ESMTPSA".into();
+        m.tls = Some(smtp_core::TlsInfo { version: "TLSv1.3".into(), cipher: "TLS_AES_256_GCM_SHA384".into() });
+        m.authenticated = Some("alice) (forged".into());
+        let block = String::from_utf8(trace_headers(&m, ID, b"")).unwrap();
+        assert!(
+            block.contains(
+                "Received: from client.example ([127.0.0.1])\r\n\
+                 \t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n\
+                 \t(authenticated as alice\\) \\(forged)\r\n\
+                 \tby mx.example.org (smtpcell, smtpcell-guest@0.1.0) with ESMTPSA id "
+            ),
+            "{block}"
+        );
     }
 
     #[test]
