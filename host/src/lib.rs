@@ -6,12 +6,14 @@
 //! - [`spool`]: durable storage of accepted mail (Maildir by default).
 //! - [`policy`]: the host's decisions at each step the guest asks about.
 //! - [`transcript`]: the shared transcript corpus and its runner.
+//! - [`users`]: the users file for SMTP AUTH (Dovecot passwd-file) and `smtpcell passwd`.
 
 pub mod policy;
 pub mod runtime;
 pub mod server;
 pub mod spool;
 pub mod transcript;
+pub mod users;
 
 /// The protocol component built from guest/ with this binary, used unless
 /// `--component` names another.
