@@ -7,6 +7,7 @@
 //! - [`policy`]: the host's decisions at each step the guest asks about.
 //! - [`tls`]: the certificate in use and what a handshake negotiated.
 //! - [`transcript`]: the shared transcript corpus and its runner.
+//! - [`users`]: the users file for SMTP AUTH (Dovecot passwd-file) and `smtpcell passwd`.
 
 pub mod policy;
 pub mod runtime;

@@ -67,7 +67,7 @@ pub(super) const ARGON2_MAX_M_COST: u32 = 2 * 1024 * 1024;
 /// the hash is still secret-ish (offline guessing), hence the hand-written
 /// `Debug`.
 pub(super) enum Credential {
-    Argon2(PasswordHash),
+    Argon2(Box<PasswordHash>),
     /// A bcrypt string the bcrypt crate has parsed, with an allowed cost.
     Bcrypt(String),
     /// A `$5$` or `$6$` string whose fields have been checked as sha-crypt's
@@ -118,7 +118,7 @@ impl Credential {
     /// crate (there should be none after `parse`) counts as a mismatch.
     pub(super) fn verify(&self, password: &[u8]) -> bool {
         match self {
-            Credential::Argon2(hash) => Argon2::default().verify_password(password, hash).is_ok(),
+            Credential::Argon2(hash) => Argon2::default().verify_password(password, hash.as_ref()).is_ok(),
             Credential::Bcrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
             Credential::ShaCrypt(hash) => ShaCrypt::default().verify_password(password, hash.as_str()).is_ok(),
         }
@@ -178,7 +178,7 @@ fn parse_hash(expect: Expect, hash: &str) -> Result<Credential> {
         bail!("the hash does not have the form its {{{}}} scheme prefix names", scheme_name(expect));
     }
     match found {
-        Expect::Argon2id | Expect::Argon2i => parse_argon2(hash).map(Credential::Argon2),
+        Expect::Argon2id | Expect::Argon2i => parse_argon2(hash).map(|hash| Credential::Argon2(Box::new(hash))),
         Expect::Bcrypt => parse_bcrypt(hash),
         Expect::Sha512 | Expect::Sha256 => parse_sha_crypt(hash),
         Expect::Crypt => unreachable!("`found` is always a concrete family"),
@@ -408,7 +408,7 @@ mod tests {
     fn refused(field: &str) -> String {
         let err = Credential::parse(field).expect_err(field).to_string();
         let hash = field.rsplit('$').next().unwrap_or(field);
-        assert!(!err.contains(field), "{err:?} echoes {field:?}");
+        assert!(field.is_empty() || !err.contains(field), "{err:?} echoes {field:?}");
         if hash.len() >= 6 {
             assert!(!err.contains(hash), "{err:?} echoes the hash of {field:?}");
         }
