@@ -14,13 +14,14 @@ impl CapturedLog {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
-    /// A dispatcher writing every event at info level or above into this
-    /// buffer.
+    /// A dispatcher writing every event at debug level or above into this
+    /// buffer (debug: a test that no secret is logged must see every level
+    /// the server uses in operation).
     pub fn dispatch(&self) -> tracing::Dispatch {
         let writer = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
+            .with_max_level(tracing::Level::DEBUG)
             .with_writer(move || writer.clone())
             .finish();
         tracing::Dispatch::new(subscriber)

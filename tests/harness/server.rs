@@ -82,7 +82,7 @@ impl TestServer {
         delivered(&self.maildir)
     }
 
-    /// What the server logged so far at info level and above (the builder's
+    /// What the server logged so far at debug level and above (the builder's
     /// `capture_log` must have been called).
     pub fn log(&self) -> String {
         self.log.as_ref().expect("started with capture_log()").text()

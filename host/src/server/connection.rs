@@ -87,7 +87,7 @@ pub async fn serve_connection(ctx: Arc<ServerContext>, tcp: TcpStream, peer: Soc
     // reloads happen meanwhile.
     let lease = ctx.registry.current().lease();
     let component = lease.component();
-    let span = info_span!("conn", %peer, role = role.name(), component = %component.label());
+    let span = info_span!("conn", %peer, role = %role.name(), component = %component.label());
     async move {
         debug!("accepted");
         let mut client = Client::connected(role, peer.ip(), peer.port());

@@ -136,7 +136,7 @@ impl Server {
         tokio::pin!(stop);
         for listener in &listeners {
             let role = listener.role.name();
-            info!(listen = %listener.socket.local_addr()?, role, component = %context.registry.current().label(), "serving SMTP");
+            info!(listen = %listener.socket.local_addr()?, role = %role, component = %context.registry.current().label(), "serving SMTP");
         }
         loop {
             while tasks.try_join_next().is_some() {}

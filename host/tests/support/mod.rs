@@ -87,6 +87,11 @@ impl Log {
         self.lines.lock().unwrap().0.len()
     }
 
+    /// Every line so far, joined.
+    pub fn lines_so_far(&self) -> String {
+        self.lines.lock().unwrap().0.join("\n")
+    }
+
     /// The first line from index `from` on containing every one of `needles`.
     pub fn wait_for(&self, from: usize, needles: &[&str], within: Duration) -> String {
         let deadline = Instant::now() + within;
@@ -121,6 +126,11 @@ pub fn serve(dir: &Path, extra: &[&str]) -> Served {
 /// [`serve`], with the server started by `wrapper` (a command that execs
 /// the rest of its arguments, such as `prlimit --nofile=256:256 --`).
 pub fn serve_under(wrapper: &[&str], dir: &Path, extra: &[&str]) -> Served {
+    serve_logging(wrapper, dir, extra, "info")
+}
+
+/// [`serve_under`] with `SMTPCELL_LOG` set to `level`.
+pub fn serve_logging(wrapper: &[&str], dir: &Path, extra: &[&str], level: &str) -> Served {
     let maildir = dir.join("mail");
     let control = dir.join("control.sock");
     let mut command = match wrapper.split_first() {
@@ -141,7 +151,7 @@ pub fn serve_under(wrapper: &[&str], dir: &Path, extra: &[&str]) -> Served {
         .arg("--cache-dir")
         .arg(dir.join("cache"))
         .args(extra)
-        .env("SMTPCELL_LOG", "info")
+        .env("SMTPCELL_LOG", level)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
