@@ -264,3 +264,24 @@ fn failed_auth_is_limited_and_secrets_are_never_logged() {
         assert!(!log.contains(secret), "{secret:?} is in the log:\n{log}");
     }
 }
+
+/// The reply to a wrong password waits out the configured delay (slowing a
+/// guesser); a right one does not.
+#[test]
+fn a_wrong_password_is_answered_after_the_delay() {
+    let delay = Duration::from_millis(400);
+    let server = TestServer::builder()
+        .tls()
+        .users(&[("alice", "correct horse")])
+        .config(|c| {
+            c.allow_plaintext_auth = true;
+            c.auth_failure_delay = delay;
+        })
+        .start();
+    let mut c = RawClient::connect(server.addr).unwrap();
+    c.reply().unwrap();
+    c.command("EHLO x").unwrap();
+    let asked = Instant::now();
+    assert!(c.command(&format!("AUTH PLAIN {}", plain("alice", "wrong"))).unwrap().starts_with("535 5.7.8"));
+    assert!(asked.elapsed() >= delay, "535 after {:?}", asked.elapsed());
+}
