@@ -14,7 +14,7 @@
 const REPLY_OCTETS_PER_INPUT_OCTET = 64;
 const REPLY_OCTETS_PER_CALL = 4096;
 /** Longest envelope string: the longest command line (smtp_core::LONGEST_COMMAND_LINE). */
-const MAX_FIELD = 1048;
+const MAX_FIELD = 1180;
 
 /** Anything the guest did that ends its connection: a trap or a contract violation. */
 export class GuestFault extends Error {

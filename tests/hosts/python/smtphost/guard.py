@@ -18,7 +18,7 @@ import re
 REPLY_OCTETS_PER_INPUT_OCTET = 64
 REPLY_OCTETS_PER_CALL = 4096
 # Longest envelope string: the longest command line (smtp_core::LONGEST_COMMAND_LINE).
-MAX_FIELD = 1048
+MAX_FIELD = 1180
 
 # `call` value for ActionGuard.check besides `feed`'s input length.
 ANSWER = "answer"
