@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Result;
-use smtp_core::{Action, Answer};
+use smtp_core::{Action, Answer, TlsInfo};
 use smtpcell::runtime::{LoadedComponent, Runtime, SandboxLimits};
 use smtpcell::transcript::{Driver, TranscriptConfig};
 
@@ -29,6 +29,10 @@ impl Driver for CoreDriver {
 
     async fn answer(&mut self, answer: &Answer) -> Result<Vec<Action>> {
         Ok(self.0.answer(answer.clone()))
+    }
+
+    async fn tls_started(&mut self, tls: &TlsInfo) -> Result<Vec<Action>> {
+        Ok(self.0.tls_started(tls.clone()))
     }
 }
 

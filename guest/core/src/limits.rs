@@ -10,9 +10,11 @@
 //! they add; only an enabled (advertised) extension raises the limit, and
 //! only for the command that takes its parameters. Every other command keeps
 //! 512. Where an RFC gives no figure, the allowance is the longest text its
-//! parameters can take, space included.
+//! parameters can take, space included. AUTH (RFC 4954 section 5) counts
+//! when the session offers it, that is when the host configured SASL
+//! mechanisms, whether or not TLS has made it visible yet.
 
-use crate::config::{Config, Extensions};
+use crate::config::Config;
 
 /// The longest command line, CR LF included (RFC 5321 section 4.5.3.1.4).
 pub(crate) const COMMAND_LINE: usize = 512;
@@ -34,12 +36,25 @@ pub(crate) const DSN_MAIL_ALLOWANCE: usize = 9 + 7 + MAX_ENVID;
 /// is at most 500 characters): ` NOTIFY=SUCCESS,FAILURE,DELAY` (29) and
 /// ` ORCPT=` with 500 characters (507) on RCPT.
 pub(crate) const DSN_RCPT_ALLOWANCE: usize = 29 + 7 + MAX_ORCPT;
+/// RFC 4954 section 5: a server offering AUTH "MUST increase the line
+/// length limit by 500" for MAIL, whose `AUTH=` parameter names the
+/// original submitter.
+pub(crate) const AUTH_ALLOWANCE: usize = 500;
+
+/// MAIL with every parameter: SIZE, BODY, SMTPUTF8, DSN and AUTH.
+const LONGEST_MAIL: usize =
+    COMMAND_LINE + SIZE_ALLOWANCE + BODY_ALLOWANCE + SMTPUTF8_ALLOWANCE + DSN_MAIL_ALLOWANCE + AUTH_ALLOWANCE;
+/// RCPT with DSN.
+const LONGEST_RCPT: usize = COMMAND_LINE + DSN_RCPT_ALLOWANCE;
 
 /// The longest command line any configuration accepts, in octets with CR
-/// LF: RCPT with DSN. The line reader never holds more than this minus one
-/// octet, and no envelope string (each is part of one command line) is
-/// longer, which is what a host may check (wit/session.wit, `envelope`).
-pub const LONGEST_COMMAND_LINE: usize = COMMAND_LINE + DSN_RCPT_ALLOWANCE;
+/// LF: the larger of MAIL with every parameter (1,180, when AUTH is
+/// offered) and RCPT with DSN (1,048). No envelope string (each is part of
+/// one command line) is longer, which is what a host may check
+/// (wit/session.wit, `envelope`). The line reader holds at most the
+/// longest line of its own configuration minus one octet (see
+/// [`SASL_RESPONSE_LINE`] for the exception).
+pub const LONGEST_COMMAND_LINE: usize = if LONGEST_MAIL > LONGEST_RCPT { LONGEST_MAIL } else { LONGEST_RCPT };
 
 /// RFC 3461 section 4.4: an ENVID value is at most 100 characters.
 pub(crate) const MAX_ENVID: usize = 100;
@@ -123,9 +138,11 @@ pub const fn max_reply_octets(input: usize) -> usize {
     input.saturating_mul(MAX_REPLY_OCTETS_PER_INPUT_OCTET).saturating_add(MAX_REPLY_OCTETS_PER_CALL_FIXED)
 }
 
-/// The longest a line may be (octets with CR LF), given its verb and the
-/// enabled extensions. `line` is the command line without CR LF.
-pub(crate) fn command_line(line: &[u8], ext: &Extensions) -> usize {
+/// The longest a line may be (octets with CR LF), given its verb and what
+/// the session offers: the enabled extensions, and AUTH when SASL
+/// mechanisms are configured. `line` is the command line without CR LF.
+pub(crate) fn command_line(line: &[u8], config: &Config) -> usize {
+    let ext = &config.extensions;
     let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
     let on = |enabled: bool, allowance: usize| if enabled { allowance } else { 0 };
     COMMAND_LINE
@@ -134,6 +151,7 @@ pub(crate) fn command_line(line: &[u8], ext: &Extensions) -> usize {
                 + on(ext.eightbitmime || (ext.binarymime && ext.chunking), BODY_ALLOWANCE)
                 + on(ext.smtputf8, SMTPUTF8_ALLOWANCE)
                 + on(ext.dsn, DSN_MAIL_ALLOWANCE)
+                + on(config.auth_mechanisms.any(), AUTH_ALLOWANCE)
         } else if verb.eq_ignore_ascii_case(b"RCPT") {
             on(ext.dsn, DSN_RCPT_ALLOWANCE)
         } else {
@@ -141,17 +159,17 @@ pub(crate) fn command_line(line: &[u8], ext: &Extensions) -> usize {
         }
 }
 
-/// The most the line reader must hold for these extensions: the longest
-/// line any verb may have.
-pub(crate) fn longest_command_line(ext: &Extensions) -> usize {
-    command_line(b"MAIL", ext).max(command_line(b"RCPT", ext))
+/// The longest command line of this configuration: the longest line any
+/// verb may have.
+pub(crate) fn longest_command_line(config: &Config) -> usize {
+    command_line(b"MAIL", config).max(command_line(b"RCPT", config))
 }
 
 /// The most the line reader must hold for this configuration: the longest
 /// command line, or a SASL response line when AUTH mechanisms are
 /// configured.
 pub(crate) fn longest_line(config: &Config) -> usize {
-    let command = longest_command_line(&config.extensions);
+    let command = longest_command_line(config);
     if config.auth_mechanisms.any() { command.max(SASL_RESPONSE_LINE) } else { command }
 }
 
@@ -171,19 +189,42 @@ pub(crate) fn decimal(text: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    const NONE: Extensions = Extensions::NONE;
+    use crate::config::{AuthMechanisms, Extensions};
+
+    fn config(extensions: Extensions, plain: bool) -> Config {
+        Config { extensions, auth_mechanisms: AuthMechanisms { plain, login: false }, ..Config::default() }
+    }
 
     #[test]
     fn only_enabled_extensions_raise_only_their_commands() {
-        let all = Extensions::DEFAULT;
+        let all = config(Extensions::DEFAULT, false);
+        let none = config(Extensions::NONE, false);
         assert_eq!(command_line(b"MAIL FROM:<a@b>", &all), 512 + 26 + 16 + 10 + 116);
         assert_eq!(command_line(b"rcpt TO:<a@b>", &all), 512 + 536);
         assert_eq!(command_line(b"NOOP", &all), 512);
         assert_eq!(command_line(b"MAILFROM:<a@b>", &all), 512);
-        assert_eq!(command_line(b"MAIL FROM:<a@b>", &NONE), 512);
-        assert_eq!(command_line(b"RCPT TO:<a@b>", &Extensions { dsn: false, ..all }), 512);
+        assert_eq!(command_line(b"MAIL FROM:<a@b>", &none), 512);
+        assert_eq!(
+            command_line(b"RCPT TO:<a@b>", &config(Extensions { dsn: false, ..Extensions::DEFAULT }, false)),
+            512
+        );
+        assert_eq!(longest_command_line(&all), 512 + 536, "RCPT with DSN is the longest without AUTH");
+        assert_eq!(longest_command_line(&none), COMMAND_LINE);
+    }
+
+    #[test]
+    fn offering_auth_raises_mail_by_500() {
+        let all = config(Extensions::DEFAULT, true);
+        assert_eq!(command_line(b"MAIL FROM:<a@b>", &all), 512 + 26 + 16 + 10 + 116 + 500);
+        assert_eq!(command_line(b"RCPT TO:<a@b>", &all), 512 + 536);
+        // RFC 4954 section 4: the AUTH command keeps the line limit of SMTP.
+        assert_eq!(command_line(b"AUTH PLAIN", &all), 512);
+        assert_eq!(command_line(b"MAIL FROM:<a@b>", &config(Extensions::NONE, true)), 512 + 500);
         assert_eq!(longest_command_line(&all), LONGEST_COMMAND_LINE);
-        assert_eq!(longest_command_line(&NONE), COMMAND_LINE);
+        assert_eq!(LONGEST_COMMAND_LINE, 1180);
+        // The reader holds a SASL response line anyway whenever AUTH is offered.
+        assert_eq!(longest_line(&all), SASL_RESPONSE_LINE);
+        assert_eq!(longest_line(&config(Extensions::DEFAULT, false)), 1048);
     }
 
     #[test]

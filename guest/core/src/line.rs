@@ -3,12 +3,14 @@
 //! RFC 5321 section 4.5.3.1.4 caps a command line at 512 octets including
 //! CR LF, raised for MAIL and RCPT by the enabled extensions (see
 //! `limits.rs`). The reader is built with the longest line any verb may
-//! have and never holds more than that minus one octet (at most
-//! [`LONGEST_COMMAND_LINE`] - 1 = 1047 bytes): as soon as a line is known
-//! to be longer it reports [`LineEvent::TooLong`] (answered at once with
-//! 500 5.5.6) and then discards everything up to the next LF, so a client
-//! that never sends a line break costs nothing more. The session checks a
-//! whole line against its own verb's limit.
+//! have in the session's configuration and never holds more than that
+//! minus one octet: without AUTH 1047 bytes (RCPT with DSN), with AUTH
+//! offered 12,287 (a SASL response line, RFC 4954 section 4, which also
+//! covers MAIL's [`LONGEST_COMMAND_LINE`] of 1180). As soon as a line is
+//! known to be longer it reports [`LineEvent::TooLong`] (answered at once
+//! with 500 5.5.6) and then discards everything up to the next LF, so a
+//! client that never sends a line break costs nothing more. The session
+//! checks a whole line against its own verb's limit.
 //!
 //! A line ends at LF. CR LF is the only correct ending; a line ending in a
 //! bare LF is reported as [`LineEvent::BareLf`] and refused without being

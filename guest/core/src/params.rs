@@ -8,14 +8,20 @@
 //! | `BODY=BINARYMIME` | MAIL | BINARYMIME and CHUNKING | 3030 |
 //! | `SMTPUTF8` | MAIL | SMTPUTF8 | 6531 |
 //! | `RET=FULL / HDRS`, `ENVID=xtext` | MAIL | DSN | 3461 |
+//! | `AUTH=xtext / <>` | MAIL | AUTH (SASL mechanisms configured) | 4954 |
 //! | `NOTIFY=...`, `ORCPT=type;xtext` | RCPT | DSN | 3461 |
 //!
 //! An unknown or disabled parameter gets 555 5.5.4 (RFC 5321 section
 //! 4.1.1.11); a known one with a bad or repeated value gets 501 5.5.4.
 //! Keywords and the fixed values are case-insensitive; ENVID, NOTIFY and
 //! ORCPT are recorded as sent (the host writes them into DSNs later).
+//! AUTH= is checked and then forgotten: it names who submitted the message
+//! originally, as the client claims, and RFC 4954 section 5 lets a server
+//! that does not trust the client act as if it said `AUTH=<>`, which is to
+//! record nothing (the identity the envelope carries is the one this
+//! session's own AUTH established).
 
-use crate::config::Extensions;
+use crate::config::{Config, Extensions};
 use crate::envelope::{BodyType, DsnReturn};
 use crate::limits::{self, MAX_ENVID, MAX_ORCPT};
 use crate::prelude::*;
@@ -36,13 +42,17 @@ pub(crate) struct RcptParams {
     pub orcpt: Option<String>,
 }
 
-/// Parses what follows the reverse-path. `max_size` is the configured limit:
-/// a larger SIZE= is refused here, before any content is sent (RFC 1870
-/// section 6.1: 552 5.3.4). A SIZE value of digits is a number however
-/// long: too large to represent means too large to accept, never a syntax
-/// error (see `limits::decimal`).
-pub(crate) fn mail(text: &str, ext: &Extensions, max_size: u64) -> Result<MailParams, Reply> {
+/// Parses what follows the reverse-path. A SIZE= over the configured
+/// limit is refused here, before any content is sent (RFC 1870 section
+/// 6.1: 552 5.3.4). A SIZE value of digits is a number however long: too
+/// large to represent means too large to accept, never a syntax error (see
+/// `limits::decimal`).
+pub(crate) fn mail(text: &str, config: &Config) -> Result<MailParams, Reply> {
+    let (ext, max_size) = (&config.extensions, config.max_message_size);
     let mut params = MailParams::default();
+    // AUTH= is not recorded (see the module documentation); only seen, so
+    // that a second one is a duplicate like any other.
+    let mut auth_seen = false;
     for (keyword, value) in split(text)? {
         match keyword.to_ascii_uppercase().as_str() {
             "SIZE" if ext.size => {
@@ -80,6 +90,16 @@ pub(crate) fn mail(text: &str, ext: &Extensions, max_size: u64) -> Result<MailPa
             "ENVID" if ext.dsn => {
                 let envid = value.filter(|v| v.len() <= MAX_ENVID && is_xtext(v)).ok_or(Reply::BAD_PARAMETER)?;
                 set(&mut params.envid, envid.to_string())?;
+            }
+            "AUTH" if config.auth_mechanisms.any() => {
+                // RFC 4954 section 5: `"AUTH=" xtext`, where xtext is an
+                // addr-spec or `<>` (both are xtext already).
+                if !value.is_some_and(is_xtext) {
+                    return Err(Reply::BAD_PARAMETER);
+                }
+                if core::mem::replace(&mut auth_seen, true) {
+                    return Err(Reply::DUPLICATE_PARAMETER);
+                }
             }
             _ => return Err(Reply::UNSUPPORTED_PARAMETER),
         }
@@ -186,7 +206,20 @@ fn is_orcpt(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    use crate::config::AuthMechanisms;
+
     const ALL: Extensions = Extensions::DEFAULT;
+
+    /// `mail` with these extensions and size limit, AUTH not offered.
+    fn mail(text: &str, ext: &Extensions, max_size: u64) -> Result<MailParams, Reply> {
+        super::mail(text, &Config { extensions: *ext, max_message_size: max_size, ..Config::default() })
+    }
+
+    /// `mail` in a session that offers AUTH (PLAIN), every extension on.
+    fn mail_with_auth(text: &str) -> Result<MailParams, Reply> {
+        let auth_mechanisms = AuthMechanisms { plain: true, login: false };
+        super::mail(text, &Config { auth_mechanisms, ..Config::default() })
+    }
 
     #[test]
     fn mail_parameters_are_recorded() {
@@ -245,6 +278,45 @@ mod tests {
         assert_eq!(rcpt(" NOTIFY=NEVER", &none).map_err(|r| r.code), Err(555));
         let no_chunking = Extensions { chunking: false, ..ALL };
         assert_eq!(mail(" BODY=BINARYMIME", &no_chunking, 1).map_err(|r| r.code), Err(501));
+    }
+
+    #[test]
+    fn auth_parameter_is_accepted_and_recorded_nowhere() {
+        for text in [
+            " AUTH=<>",
+            " AUTH=alice@example.org",
+            " auth=e+3Dmc2@example.com",
+            " SIZE=10 AUTH=<> BODY=8BITMIME",
+            format!(" AUTH={}", "a".repeat(494)).as_str(),
+        ] {
+            assert_eq!(mail_with_auth(text).map(|p| p.size.is_some()), Ok(text.contains("SIZE")), "{text}");
+        }
+        assert_eq!(
+            mail_with_auth(" AUTH=<> RET=FULL").unwrap(),
+            MailParams { ret: Some(DsnReturn::Full), ..Default::default() }
+        );
+    }
+
+    #[test]
+    fn auth_parameter_errors() {
+        for (text, code) in [
+            (" AUTH", 501),
+            (" AUTH=", 501),
+            (" AUTH=a+2", 501),
+            (" AUTH=a+zz@b", 501),
+            (" AUTH=a=b", 501),
+            (" AUTH=\u{e9}@example.org", 501),
+            (" AUTH=<> AUTH=<>", 501),
+            (" AUTH=<> auth=alice@example.org", 501),
+        ] {
+            assert_eq!(mail_with_auth(text).map_err(|r| r.code), Err(code), "{text}");
+        }
+        assert_eq!(mail_with_auth(" AUTH=<> AUTH=<>"), Err(Reply::DUPLICATE_PARAMETER));
+        // Not offered: an unknown parameter, whatever its value.
+        for text in [" AUTH=<>", " AUTH=a+2", " AUTH"] {
+            assert_eq!(mail(text, &ALL, 5000).map_err(|r| r.code), Err(555), "{text}");
+        }
+        assert_eq!(rcpt(" AUTH=<>", &ALL).map_err(|r| r.code), Err(555), "AUTH= is a MAIL parameter");
     }
 
     #[test]

@@ -23,14 +23,15 @@
 //!
 //! Whatever the client sends, a session holds at most:
 //! - one unfinished line: 1047 bytes of a command line (`line.rs`: the
-//!   longest command line, RCPT with DSN parameters, minus one octet), or
-//!   12,287 of a SASL response line when AUTH mechanisms are configured
-//!   (RFC 4954);
+//!   longest command line without AUTH, RCPT with DSN parameters, minus
+//!   one octet), or 12,287 of a SASL response line when AUTH mechanisms
+//!   are configured (RFC 4954), which also covers MAIL's 1180;
 //! - the stash: input that arrived behind a question in the same `feed`
 //!   call, so at most one call's input (the host must not feed while a
 //!   question is pending; `answer` consumes the stash from its front);
-//! - `max_recipients` recipients, each from one command line of at most
-//!   1048 bytes, plus one envelope from a line of at most 680 bytes;
+//! - `max_recipients` recipients, each from one RCPT line of at most
+//!   1048 bytes, plus one envelope from a MAIL line of at most 680 bytes
+//!   (1180 when AUTH is offered: RFC 4954 section 5 adds 500);
 //! - a few integers of DATA/BDAT state: content is never buffered, it
 //!   leaves as `MessageData` in the call that delivered it.
 //!
@@ -361,7 +362,7 @@ impl Session {
         match event {
             LineEvent::TooLong => out.reply(&Reply::LINE_TOO_LONG),
             LineEvent::BareLf => out.reply(&Reply::BARE_LF_IN_COMMAND),
-            LineEvent::Line(line) if line.len() + 2 > limits::command_line(&line, &self.config.extensions) => {
+            LineEvent::Line(line) if line.len() + 2 > limits::command_line(&line, &self.config) => {
                 out.reply(&Reply::LINE_TOO_LONG)
             }
             LineEvent::Line(line) => match command::parse(&line) {

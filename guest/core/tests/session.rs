@@ -263,6 +263,36 @@ fn starttls_discards_pipelined_plaintext_and_resets() {
     assert!(matches!(&actions[1], Action::MessageBegin(e) if e.protocol == "ESMTPS"));
 }
 
+/// RFC 4954 section 5: with AUTH offered, MAIL may carry `AUTH=`, which is
+/// accepted and recorded nowhere, and its line may be 500 octets longer.
+#[test]
+fn mail_auth_parameter_earns_500_octets_and_is_not_recorded() {
+    let mut with_auth = config();
+    with_auth.auth_mechanisms.plain = true;
+    // The longest MAIL line: 512 + SIZE 26 + BODY 16 + SMTPUTF8 10 + DSN 116
+    // + AUTH 500 = 1180 octets with CR LF, however its parameters share it.
+    let fixed = "MAIL FROM:<a@client.example> SIZE=1000 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=e AUTH=\r\n";
+    let mail = |len: usize| fixed.replace("AUTH=", &format!("AUTH={}", "x".repeat(len - fixed.len())));
+    assert_eq!(mail(smtp_core::LONGEST_COMMAND_LINE).len(), 1180);
+    let session = |config: &Config, mail: &str| {
+        let seen =
+            drive(config.clone(), &[format!("EHLO c\r\n{mail}RCPT TO:<b@d>\r\nBDAT 1 LAST\r\nx").as_bytes()], &[]);
+        let replies = String::from_utf8(seen.output).unwrap();
+        // The reply to MAIL, after the greeting and the 10 lines of EHLO.
+        (replies.lines().nth(11).unwrap_or_default().to_string(), seen.envelopes)
+    };
+    let (reply, envelopes) = session(&with_auth, &mail(1180));
+    assert_eq!(reply, "250 2.1.0 Ok");
+    assert_eq!(envelopes[0].authenticated, None, "AUTH= names nobody the session authenticated");
+    assert_eq!(session(&with_auth, &mail(1181)).0, "500 5.5.6 Error: line too long");
+    assert_eq!(session(&with_auth, "MAIL FROM:<a@b> AUTH=<>\r\n").0, "250 2.1.0 Ok");
+    assert_eq!(session(&with_auth, "MAIL FROM:<a@b> AUTH=a+2\r\n").0, "501 5.5.4 Bad parameter syntax");
+    // Without AUTH: an unknown parameter, and no extra octets.
+    assert_eq!(session(&config(), "MAIL FROM:<a@b> AUTH=<>\r\n").0, "555 5.5.4 Unsupported parameter");
+    let without = "MAIL FROM:<a@b> SIZE=1000 X=".to_string() + &"x".repeat(700) + "\r\n";
+    assert_eq!(session(&config(), &without).0, "500 5.5.6 Error: line too long");
+}
+
 #[test]
 fn timeout_and_shutdown_close_and_abort_open_messages() {
     let mut session = Session::new(config(), peer());

@@ -6,6 +6,6 @@ mod parse;
 mod replay;
 mod run;
 
-pub use parse::{Transcript, TranscriptAnswer, TranscriptConfig, unescape};
+pub use parse::{Handshake, Transcript, TranscriptAnswer, TranscriptConfig, unescape};
 pub use replay::{replay_corpus, reply_codes};
-pub use run::{ComponentDriver, Driver, Outcome, check, feed_plans, run};
+pub use run::{ComponentDriver, Driver, FeedPlan, Outcome, check, feed_plans, run};

@@ -2,7 +2,7 @@
 //! in that folder).
 
 use anyhow::{Context, Result, bail, ensure};
-use smtp_core::{Answer, Config, Reason, Refusal};
+use smtp_core::{Answer, Config, Reason, Refusal, TlsInfo};
 
 /// The host's answer to one question, as an `A:` line states it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,29 @@ impl Default for TranscriptConfig {
     }
 }
 
+/// A `T:` line: the TLS handshake completes at this point of the client's
+/// stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    /// The `C` lines before it. 0 is implicit TLS (RFC 8314): `tls-started`
+    /// comes before `greeting`. Any other value is a STARTTLS handshake
+    /// (RFC 3207), which the session must have asked for with `start-tls`
+    /// while processing those lines.
+    pub after: usize,
+    /// What the driver passes to `tls-started`.
+    pub tls: TlsInfo,
+    /// The `T:` line's number in the file, for error messages.
+    pub line: usize,
+}
+
+impl Handshake {
+    /// Before any client input: implicit TLS (RFC 8314), not the end of a
+    /// STARTTLS.
+    pub fn implicit(&self) -> bool {
+        self.after == 0
+    }
+}
+
 /// One parsed transcript.
 #[derive(Clone, Debug)]
 pub struct Transcript {
@@ -38,6 +61,8 @@ pub struct Transcript {
     pub config: TranscriptConfig,
     /// Client input, one entry per `C` line.
     pub client: Vec<Vec<u8>>,
+    /// The TLS handshakes (`T:` lines), in order.
+    pub handshakes: Vec<Handshake>,
     /// Everything the server must send.
     pub expected: Vec<u8>,
     /// The host's answers, in the order questions are asked.
@@ -52,6 +77,7 @@ impl Transcript {
             name: name.to_string(),
             config: TranscriptConfig::default(),
             client: vec![],
+            handshakes: vec![],
             expected: vec![],
             answers: vec![],
             messages: vec![],
@@ -88,6 +114,15 @@ impl Transcript {
                     t.expected.extend_from_slice(rest.as_bytes());
                     t.expected.extend_from_slice(b"\r\n");
                 }
+                "T:" => {
+                    seen_exchange = true;
+                    let after = t.client.len();
+                    if t.handshakes.last().is_some_and(|h| h.after == after) {
+                        bail!("{}: a second TLS handshake with no client line since the first", at());
+                    }
+                    let tls = parse_tls(rest).with_context(at)?;
+                    t.handshakes.push(Handshake { after, tls, line: n + 1 });
+                }
                 "A:" => t.answers.push(parse_answer(rest).with_context(at)?),
                 "M=" => t.messages.push(unescape(rest).with_context(at)?),
                 _ => bail!("{}: unknown tag {tag:?}", at()),
@@ -99,6 +134,33 @@ impl Transcript {
     /// All client bytes in one buffer.
     pub fn input(&self) -> Vec<u8> {
         self.client.concat()
+    }
+
+    /// The implicit TLS handshake (a `T:` line before the first `C` line),
+    /// if any.
+    pub fn implicit_tls(&self) -> Option<&Handshake> {
+        self.handshakes.first().filter(|h| h.implicit())
+    }
+
+    /// The STARTTLS handshakes: the `T:` lines after some client input.
+    pub fn starttls_handshakes(&self) -> impl Iterator<Item = &Handshake> {
+        self.handshakes.iter().filter(|h| !h.implicit())
+    }
+
+    /// The client lines cut into segments at the STARTTLS handshakes: the
+    /// first segment is what the client sends before the first handshake,
+    /// the last what it sends after the last one. Feeding plans split
+    /// within a segment only (a client sends nothing between its STARTTLS
+    /// and the end of the handshake), so this is also the per-line plan.
+    pub fn segments(&self) -> Vec<Vec<Vec<u8>>> {
+        let mut segments = Vec::new();
+        let mut from = 0;
+        for handshake in self.starttls_handshakes() {
+            segments.push(self.client[from..handshake.after].to_vec());
+            from = handshake.after;
+        }
+        segments.push(self.client[from..].to_vec());
+        segments
     }
 
     /// The corpus in tests/transcripts, embedded into the binary at build
@@ -141,6 +203,7 @@ fn set_config(config: &mut TranscriptConfig, assignment: &str) -> Result<()> {
                 }
             }
         }
+        "starttls" => session.extensions.starttls = yes_no(value)?,
         "auth-without-tls" => session.auth_without_tls = yes_no(value)?,
         "require-tls" => session.require_tls = yes_no(value)?,
         "peer-ip" => config.peer_ip = value.to_string(),
@@ -154,6 +217,17 @@ fn yes_no(value: &str) -> Result<bool> {
         "yes" => Ok(true),
         "no" => Ok(false),
         _ => bail!("expected yes or no, not {value:?}"),
+    }
+}
+
+/// `VERSION CIPHER`, the IANA/OpenSSL names a host reports (`TLSv1.3
+/// TLS_AES_256_GCM_SHA384`).
+fn parse_tls(text: &str) -> Result<TlsInfo> {
+    match text.split(' ').collect::<Vec<_>>()[..] {
+        [version, cipher] if !version.is_empty() && !cipher.is_empty() => {
+            Ok(TlsInfo { version: version.to_string(), cipher: cipher.to_string() })
+        }
+        _ => bail!("expected `T: VERSION CIPHER`, two words"),
     }
 }
 
@@ -247,6 +321,40 @@ mod tests {
             TranscriptAnswer { question: "message-end".into(), answer: Answer::Accept(Some("ID1".into())) }
         );
         assert_eq!(t.messages, [b"a\0b".to_vec()]);
+    }
+
+    #[test]
+    fn tls_lines_cut_the_input_into_segments() {
+        let text = "! starttls = yes\nT: TLSv1.3 TLS_AES_256_GCM_SHA384\nS: 220 hi\nC: EHLO a\nC: STARTTLS\n\
+                    S: 220 go\nT: TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256\nC: EHLO a\n";
+        let t = Transcript::parse("x", text).unwrap();
+        assert!(t.config.session.extensions.starttls);
+        let tls = |version: &str, cipher: &str| TlsInfo { version: version.into(), cipher: cipher.into() };
+        assert_eq!(
+            t.handshakes,
+            [
+                Handshake { after: 0, tls: tls("TLSv1.3", "TLS_AES_256_GCM_SHA384"), line: 2 },
+                Handshake { after: 2, tls: tls("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256"), line: 7 },
+            ]
+        );
+        assert_eq!(t.implicit_tls().map(|h| h.line), Some(2));
+        assert_eq!(
+            t.segments(),
+            [vec![b"EHLO a\r\n".to_vec(), b"STARTTLS\r\n".to_vec()], vec![b"EHLO a\r\n".to_vec()]]
+        );
+        // Without T: lines, one segment; a T: line last leaves an empty one.
+        assert_eq!(Transcript::parse("x", "C: A\n").unwrap().segments().len(), 1);
+        assert_eq!(Transcript::parse("x", "C: A\nT: v c\n").unwrap().segments()[1], Vec::<Vec<u8>>::new());
+    }
+
+    #[test]
+    fn rejects_malformed_tls_lines() {
+        for bad in
+            ["T: TLSv1.3\n", "T: a b c\n", "T: a  b\n", "T:\n", "C: A\nT: v c\nT: v c\n", "T: v c\n! starttls = yes\n"]
+        {
+            assert!(Transcript::parse("x", bad).is_err(), "{bad:?}");
+        }
+        assert!(Transcript::parse("x", "! starttls = on\n").is_err());
     }
 
     #[test]

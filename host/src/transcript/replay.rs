@@ -29,7 +29,8 @@ pub async fn replay_corpus(component: &Arc<LoadedComponent>) -> Result<usize> {
     let corpus = Transcript::corpus()?;
     for t in &corpus {
         let mut driver = ComponentDriver::new(component, &t.config).await?;
-        let outcome = run(&mut driver, t, &t.client).await.map_err(|e| e.context(format!("transcript {}", t.name)))?;
+        let outcome =
+            run(&mut driver, t, &t.segments()).await.map_err(|e| e.context(format!("transcript {}", t.name)))?;
         let (want, got) = (reply_codes(&t.expected), reply_codes(&outcome.output));
         if want != got {
             bail!("transcript {}: reply codes {got:?}, expected {want:?}", t.name);

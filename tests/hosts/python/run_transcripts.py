@@ -29,9 +29,9 @@ def main() -> int:
     for t in corpus:
         plans = t.feed_plans()
         failure = None
-        for plan, chunks in plans:
+        for plan, segments in plans:
             try:
-                runner.check(t, *runner.run(component, t, chunks))
+                runner.check(t, *runner.run(component, t, segments))
             except Exception as err:  # noqa: BLE001 - any failure is this transcript's
                 failure = f"[{plan}] {type(err).__name__}: {err}"
                 break  # one plan's failure per transcript is enough to read

@@ -126,8 +126,7 @@ impl Session {
 
     /// Everything MAIL decides: the envelope minus its recipients.
     fn envelope(&self, hello: &Hello, path: ReversePath, params: &str) -> Result<Envelope, Reply> {
-        let ext = &self.config.extensions;
-        let params = params::mail(params, ext, self.config.max_message_size)?;
+        let params = params::mail(params, &self.config)?;
         let reverse_path = match path {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(mailbox) if mailbox.is_ascii() || params.smtputf8 => mailbox.as_str().to_string(),

@@ -97,11 +97,12 @@ export class LoadedComponent {
  * The guest-side configuration record. `disabled` lists transcript names of
  * extensions, `ask` the steps to ask about, `auth` the SASL mechanisms to
  * offer (none by default: the host asks nothing but the end of a message).
- * STARTTLS is never offered because these hosts cannot upgrade the stream.
+ * `starttls` is only for the transcript runner, which stands in for the
+ * handshake; the server cannot upgrade the stream and leaves it off.
  */
 export function guestConfig({
   hostname, maxMessageSize, maxRecipients, maxLineLength, disabled = [], ask = [], auth = [], authWithoutTls = false,
-  requireTls = false,
+  requireTls = false, starttls = false,
 }) {
   const on = (name) => !disabled.includes(name);
   return {
@@ -119,7 +120,7 @@ export function guestConfig({
       binarymime: on("binarymime"),
       dsn: on("dsn"),
       help: on("help"),
-      starttls: false,
+      starttls,
     },
     questions: {
       connect: ask.includes("connect"),
@@ -161,6 +162,8 @@ export class GuestSession {
   feed(bytes) { return this.#call((s) => s.feed(bytes)); }
   /** @param {Decision} decision on the pending question */
   answer(decision) { return this.#call((s) => s.answer(decision)); }
+  /** @param {{version: string, cipher: string}} tls the session the handshake established */
+  tlsStarted(tls) { return this.#call((s) => s.tlsStarted(tls)); }
   timeout() { return this.#call((s) => s.timeout()); }
 
   #call(f) {

@@ -3,8 +3,9 @@
 // disk. A violation is a guest fault, handled exactly like a trap (421 and
 // close). The rules are those of smtp-core's one ordering checker
 // (guest/core/src/contract.rs), plus what this host in particular rules out
-// (start-tls: it offers no TLS) and what it writes into headers (envelope
-// fields).
+// (start-tls when it offers no TLS: the server never does, the transcript
+// runner does for `! starttls = yes`) and what it writes into headers
+// (envelope fields).
 
 /**
  * The contract's reply bound (wit/session.wit, `session`): the `send` octets
@@ -14,7 +15,7 @@
 const REPLY_OCTETS_PER_INPUT_OCTET = 64;
 const REPLY_OCTETS_PER_CALL = 4096;
 /** Longest envelope string: the longest command line (smtp_core::LONGEST_COMMAND_LINE). */
-const MAX_FIELD = 1048;
+const MAX_FIELD = 1180;
 
 /** Anything the guest did that ends its connection: a trap or a contract violation. */
 export class GuestFault extends Error {
@@ -33,10 +34,18 @@ export class ActionGuard {
   #closed = false;
   /** Input of the `feed` that asked the pending question: the most the `answer` calls after it may process. */
   #inputBehindQuestion = 0;
+  /** The host offered STARTTLS or implicit TLS, so `start-tls` and `tls-started` have a meaning. */
+  #tls;
+  /** `start-tls` was returned and `tls-started` not yet called. */
+  #awaitingTls = false;
+  /** No call was checked yet: `tls-started` now is implicit TLS. */
+  #first = true;
 
-  constructor(maxSize, maxRecipients) {
+  /** `tls`: the host can complete TLS handshakes (see `#tls`). */
+  constructor(maxSize, maxRecipients, { tls = false } = {}) {
     this.#maxSize = BigInt(maxSize);
     this.#maxRecipients = maxRecipients;
+    this.#tls = tls;
   }
 
   /** Whether the client is sending message content (the span of the data timeout). */
@@ -47,17 +56,26 @@ export class ActionGuard {
   /**
    * Checks that the host may make `call` now, then one call's whole list
    * before any of it is executed. `call` is `{ feed: octets }` for `feed`,
-   * `"answer"` for `answer`, and absent for the calls without input
-   * (greeting, timeout).
+   * `"answer"` for `answer`, `"tls-started"` for `tls-started`, and
+   * absent for the calls without input (greeting, timeout).
    */
   check(actions, call) {
-    // The host's own side of the question rules: breaking them is a bug
-    // here, not the guest's fault.
+    // The host's own side of the question and TLS rules: breaking them is
+    // a bug here, not the guest's fault.
     if (this.#closed) throw new Error("a call after close");
     if (call?.feed !== undefined && this.#asking) throw new Error("feed while a question is pending");
+    if (call?.feed !== undefined && this.#awaitingTls) throw new Error("feed before tls-started");
     if (call === "answer" && !this.#asking) throw new Error("an answer without a question");
-    // An answer settles the question; timeout drops it (wit/session.wit).
-    this.#asking = false;
+    if (call === "tls-started") {
+      if (!this.#tls) throw new Error("tls-started, but this host offers no TLS");
+      if (!this.#awaitingTls && !this.#first) throw new Error("tls-started without start-tls");
+      this.#awaitingTls = false;
+    } else {
+      // An answer settles the question; timeout drops it (wit/session.wit).
+      // tls-started leaves it pending.
+      this.#asking = false;
+    }
+    this.#first = false;
 
     const input = call === "answer" ? this.#inputBehindQuestion : (call?.feed ?? 0);
     const bound = input * REPLY_OCTETS_PER_INPUT_OCTET + REPLY_OCTETS_PER_CALL;
@@ -97,7 +115,10 @@ export class ActionGuard {
           this.#open = false;
           break;
         case "start-tls":
-          violation("start-tls, but the host offered no TLS");
+          if (!this.#tls) violation("start-tls, but the host offered no TLS");
+          if (this.#open) violation("start-tls inside an open message");
+          this.#awaitingTls = true;
+          ended = true;
           break;
         case "close":
           if (this.#open) violation("close with a message open (it is aborted first)");

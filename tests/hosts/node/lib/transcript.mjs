@@ -17,6 +17,7 @@ const DEFAULT_CONFIG = Object.freeze({
   auth: Object.freeze([]),
   authWithoutTls: false,
   requireTls: false,
+  starttls: false,
 });
 
 /** Extension names a transcript may disable (README.md, `disable`). */
@@ -39,13 +40,17 @@ const CRLF = Buffer.from("\r\n");
 
 /**
  * @typedef {{question: string, decision: import("./component.mjs").Decision}} Answer
- * @typedef {{name: string, config: typeof DEFAULT_CONFIG, client: Buffer[], expected: Buffer,
- *            answers: Answer[], messages: Buffer[]}} Transcript
+ * @typedef {{after: number, tls: {version: string, cipher: string}, line: number}} Handshake
+ *   a `T:` line: `after` counts the `C` lines before it (0: implicit TLS, before the greeting)
+ * @typedef {{name: string, config: typeof DEFAULT_CONFIG, client: Buffer[], handshakes: Handshake[],
+ *            expected: Buffer, answers: Answer[], messages: Buffer[]}} Transcript
  */
 
 /** Parses one transcript; throws with `name:line` on malformed input. */
 export function parseTranscript(name, text) {
-  const t = { name, config: { ...DEFAULT_CONFIG }, client: [], expected: [], answers: [], messages: [] };
+  const t = {
+    name, config: { ...DEFAULT_CONFIG }, client: [], handshakes: [], expected: [], answers: [], messages: [],
+  };
   let seenExchange = false;
   // Split on LF and drop one trailing CR, as Rust's str::lines does.
   const lines = text.split("\n");
@@ -67,6 +72,7 @@ export function parseTranscript(name, text) {
         case "C:": seenExchange = true; t.client.push(Buffer.concat([Buffer.from(rest), CRLF])); break;
         case "C=": seenExchange = true; t.client.push(unescape(rest)); break;
         case "S:": seenExchange = true; t.expected.push(Buffer.from(rest), CRLF); break;
+        case "T:": seenExchange = true; t.handshakes.push(parseHandshake(t, rest, index + 1)); break;
         case "A:": t.answers.push(parseAnswer(rest)); break;
         case "M=": t.messages.push(unescape(rest)); break;
         default: throw new Error(`unknown tag ${JSON.stringify(tag)}`);
@@ -87,13 +93,45 @@ export function loadCorpus(dir) {
     .map((f) => parseTranscript(f, readFileSync(join(dir, f), "utf8")));
 }
 
-/** The ways the input is split into feed calls; each must give the same outcome. */
+/** The implicit TLS handshake (a `T:` line before the first `C` line), or undefined. */
+export function implicitTls(t) {
+  return t.handshakes[0]?.after === 0 ? t.handshakes[0] : undefined;
+}
+
+/** The STARTTLS handshakes: the `T:` lines after some client input. */
+export function starttlsHandshakes(t) {
+  return t.handshakes.filter((h) => h.after > 0);
+}
+
+/**
+ * The client lines cut into segments at the STARTTLS handshakes (a client
+ * sends nothing between its STARTTLS and the end of the handshake).
+ * @returns {Buffer[][]}
+ */
+export function segments(t) {
+  const out = [];
+  let from = 0;
+  for (const h of starttlsHandshakes(t)) {
+    out.push(t.client.slice(from, h.after));
+    from = h.after;
+  }
+  out.push(t.client.slice(from));
+  return out;
+}
+
+/**
+ * The ways the input is split into feed calls, each as the feed inputs of
+ * every segment; each must give the same outcome. Splits stay within a
+ * segment.
+ * @returns {[string, Buffer[][]][]}
+ */
 export function feedPlans(t) {
-  const input = Buffer.concat(t.client);
+  const lines = segments(t);
+  const inputs = lines.map((l) => Buffer.concat(l));
   return [
-    ["per-line", t.client],
-    ["all-at-once", [input]],
-    ["byte-by-byte", [...input].map((b) => Buffer.from([b]))],
+    ["per-line", lines],
+    ["all-at-once", inputs.map((input) => (input.length ? [input] : []))],
+    ["byte-by-byte", inputs.map((input) => [...input].map((b) => Buffer.from([b])))],
   ];
 }
 
@@ -113,8 +151,21 @@ function setConfig(config, assignment) {
     case "auth": config.auth = names(value, MECHANISMS, "mechanism", key); break;
     case "auth-without-tls": config.authWithoutTls = yesNo(key, value); break;
     case "require-tls": config.requireTls = yesNo(key, value); break;
+    case "starttls": config.starttls = yesNo(key, value); break;
     default: throw new Error(`unknown configuration key ${JSON.stringify(key)}`);
   }
+}
+
+/**
+ * `T: VERSION CIPHER`, two words, as host/src/transcript/parse.rs reads it.
+ * @returns {Handshake}
+ */
+function parseHandshake(t, text, line) {
+  const after = t.client.length;
+  if (t.handshakes.at(-1)?.after === after) throw new Error("a second TLS handshake with no client line since the first");
+  const words = text.split(" ");
+  if (words.length !== 2 || words.some((w) => w === "")) throw new Error("expected `T: VERSION CIPHER`, two words");
+  return { after, tls: { version: words[0], cipher: words[1] }, line };
 }
 
 /** `yes` or `no` as a boolean. */

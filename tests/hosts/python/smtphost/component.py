@@ -32,7 +32,7 @@ from wasmtime.component import Component, Linker, Record, Variant, VariantType
 from .guard import GuestFault
 
 RECEIVER = "smtp:session/receiver@2.0.0"
-METHODS = ("greeting", "feed", "answer", "timeout")
+METHODS = ("greeting", "feed", "answer", "tls-started", "timeout")
 # Linear memory per instance, as the native host's default (--guest-memory-mib).
 MAX_MEMORY = 16 << 20
 # Instructions (roughly) one call may execute: a 64 KiB feed of DATA needs
@@ -124,6 +124,9 @@ class GuestConfig:
     auth: tuple[str, ...] = ()
     auth_without_tls: bool = False
     require_tls: bool = False
+    # Offer STARTTLS. Only the transcript runner sets it, standing in for
+    # the handshake; the server cannot upgrade the stream.
+    starttls: bool = False
 
     def to_wit(self) -> Record:
         on = {
@@ -131,7 +134,8 @@ class GuestConfig:
             "chunking", "binarymime", "dsn", "help",
         }
         on -= {"eightbitmime" if d == "8bitmime" else d for d in self.disabled}
-        # STARTTLS is never offered: these hosts cannot upgrade the stream.
+        if self.starttls:
+            on.add("starttls")
         return _record(
             hostname=self.hostname,
             max_message_size=self.max_message_size,
@@ -217,6 +221,11 @@ class GuestSession:
             reason=decision.reason, permanent=decision.permanent, text=decision.text, disconnect=decision.disconnect
         )
         return self._call("answer", Variant("refuse", refusal))
+
+    def tls_started(self, version: str, cipher: str) -> list[Action]:
+        """The TLS handshake is complete (after `start-tls`, or before the
+        greeting for implicit TLS)."""
+        return self._call("tls-started", _record(version=version, cipher=cipher))
 
     def timeout(self) -> list[Action]:
         return self._call("timeout")

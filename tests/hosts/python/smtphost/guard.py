@@ -4,8 +4,9 @@ Every call's actions are checked against the contract before any of them
 touches the socket or the disk. A violation is a guest fault, handled
 exactly like a trap (421 and close). The rules are those of smtp-core's one
 ordering checker (guest/core/src/contract.rs), plus what this host in
-particular rules out (start-tls: it offers no TLS) and what it writes into
-headers (envelope fields).
+particular rules out (start-tls when it offers no TLS: the server never
+does, the transcript runner does for `! starttls = yes`) and what it writes
+into headers (envelope fields).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import re
 REPLY_OCTETS_PER_INPUT_OCTET = 64
 REPLY_OCTETS_PER_CALL = 4096
 # Longest envelope string: the longest command line (smtp_core::LONGEST_COMMAND_LINE).
-MAX_FIELD = 1048
+MAX_FIELD = 1180
 
-# `call` value for ActionGuard.check besides `feed`'s input length.
+# `call` values for ActionGuard.check besides `feed`'s input length.
 ANSWER = "answer"
+TLS_STARTED = "tls-started"
 
 
 class GuestFault(Exception):
@@ -31,7 +33,7 @@ class GuestFault(Exception):
 class ActionGuard:
     """Tracks the session state the actions imply."""
 
-    def __init__(self, max_size: int, max_recipients: int):
+    def __init__(self, max_size: int, max_recipients: int, tls: bool = False):
         # Between `message-begin` and `ask(message-end)` / `message-abort`.
         self._open = False
         self._size = 0
@@ -43,6 +45,13 @@ class ActionGuard:
         # Input of the `feed` that asked the pending question: the most the
         # `answer` calls after it may process.
         self._input_behind_question = 0
+        # The host can complete TLS handshakes (STARTTLS or implicit TLS),
+        # so `start-tls` and `tls-started` have a meaning.
+        self._tls = tls
+        # `start-tls` was returned and `tls-started` not yet called.
+        self._awaiting_tls = False
+        # No call was checked yet: `tls-started` now is implicit TLS.
+        self._first = True
 
     @property
     def in_message(self) -> bool:
@@ -54,19 +63,31 @@ class ActionGuard:
         list before any of it is executed.
 
         `call` is the input length (octets) for `feed`, ANSWER for `answer`,
-        and None for the calls without input (greeting, timeout).
+        TLS_STARTED for `tls-started`, and None for the calls without input
+        (greeting, timeout).
         """
         fed = call if isinstance(call, int) else None
-        # The host's own side of the question rules: breaking them is a bug
-        # here, not the guest's fault.
+        # The host's own side of the question and TLS rules: breaking them
+        # is a bug here, not the guest's fault.
         if self._closed:
             raise RuntimeError("a call after close")
         if fed is not None and self._asking:
             raise RuntimeError("feed while a question is pending")
+        if fed is not None and self._awaiting_tls:
+            raise RuntimeError("feed before tls-started")
         if call == ANSWER and not self._asking:
             raise RuntimeError("an answer without a question")
-        # An answer settles the question; timeout drops it (wit/session.wit).
-        self._asking = False
+        if call == TLS_STARTED:
+            if not self._tls:
+                raise RuntimeError("tls-started, but this host offers no TLS")
+            if not self._awaiting_tls and not self._first:
+                raise RuntimeError("tls-started without start-tls")
+            self._awaiting_tls = False
+        else:
+            # An answer settles the question; timeout drops it
+            # (wit/session.wit). tls-started leaves it pending.
+            self._asking = False
+        self._first = False
 
         input_len = self._input_behind_question if call == ANSWER else (fed or 0)
         bound = input_len * REPLY_OCTETS_PER_INPUT_OCTET + REPLY_OCTETS_PER_CALL
@@ -109,7 +130,12 @@ class ActionGuard:
                     _violation("message-abort without message-begin")
                 self._open = False
             elif tag == "start-tls":
-                _violation("start-tls, but the host offered no TLS")
+                if not self._tls:
+                    _violation("start-tls, but the host offered no TLS")
+                if self._open:
+                    _violation("start-tls inside an open message")
+                self._awaiting_tls = True
+                ended = True
             elif tag == "close":
                 if self._open:
                     _violation("close with a message open (it is aborted first)")

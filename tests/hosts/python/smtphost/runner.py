@@ -4,31 +4,81 @@ tests/transcripts/README.md ("How a driver runs a file") describes."""
 from __future__ import annotations
 
 from .component import Accept, Decision, GuestConfig, GuestSession, LoadedComponent
-from .guard import ANSWER, ActionGuard
-from .transcript import Answer, Transcript
+from .guard import ANSWER, TLS_STARTED, ActionGuard
+from .transcript import Answer, Handshake, Transcript
 
 
-def run(component: LoadedComponent, t: Transcript, chunks: list[bytes]) -> tuple[bytes, list[bytes]]:
-    """Feeds `chunks` in order; returns the output and the ended messages."""
+def run(component: LoadedComponent, t: Transcript, segments: list[list[bytes]]) -> tuple[bytes, list[bytes]]:
+    """Feeds each segment's chunks in order, executes the actions, answers
+    the questions and completes the TLS handshakes (`T:` lines); returns
+    the output and the ended messages. `segments` holds the feed inputs of
+    each segment (see Transcript.feed_plans)."""
+    handshakes = t.starttls_handshakes()
+    if len(segments) != len(handshakes) + 1:
+        raise ValueError(f"a feeding plan of {len(segments)} segments for a transcript of {len(handshakes) + 1}")
     c = t.config
     config = GuestConfig(
         c.hostname, c.max_message_size, c.max_recipients, c.max_line_length, tuple(c.disabled),
-        tuple(c.ask), tuple(c.auth), c.auth_without_tls, c.require_tls,
+        tuple(c.ask), tuple(c.auth), c.auth_without_tls, c.require_tls, c.starttls,
     )
     session = GuestSession(component, config, c.peer_ip, 40000)
     # The server's guard checks every call here too: a sequence the corpus
-    # accepts must never look like a contract violation to a host.
-    guard = ActionGuard(c.max_message_size, c.max_recipients)
+    # accepts must never look like a contract violation to a host. It takes
+    # start-tls and tls-started only where the transcript's host offers
+    # TLS: STARTTLS switched on, or a handshake before the greeting.
+    implicit = t.implicit_tls()
+    guard = ActionGuard(c.max_message_size, c.max_recipients, tls=c.starttls or implicit is not None)
     answers = list(t.answers)
     output = bytearray()
     messages: list[bytes] = []
     current: bytearray | None = None
-    feeds = iter(chunks)
-    actions = session.greeting()
-    call = None  # what produced `actions`: see ActionGuard.check
+    segment = 0
+    feeds = iter(segments[0])
+    greeted = False
+    question: str | None = None
+    start_tls = False
     while True:
+        if implicit is not None:
+            # RFC 8314: the handshake comes before the first byte of SMTP.
+            actions = session.tls_started(implicit.version, implicit.cipher)
+            call = TLS_STARTED
+            implicit = None
+        elif not greeted:
+            actions = session.greeting()
+            call = None  # what produced `actions`: see ActionGuard.check
+            greeted = True
+        elif question is not None:
+            # The end-of-message question ends the message, whatever the answer.
+            if question == "message-end":
+                messages.append(bytes(current))
+                current = None
+            actions = session.answer(_next_answer(answers, question, len(messages)))
+            call = ANSWER
+            question = None
+        elif start_tls:
+            start_tls = False
+            if segment >= len(handshakes):
+                raise AssertionError("the session emitted start-tls, but no T: line follows")
+            handshake = handshakes[segment]
+            # What is left of the segment is plaintext the client sent
+            # behind its STARTTLS: the host discards what it read before the
+            # handshake (RFC 3207 section 6), so it is never fed.
+            segment += 1
+            feeds = iter(segments[segment])
+            actions = session.tls_started(handshake.version, handshake.cipher)
+            call = TLS_STARTED
+        else:
+            chunk = next(feeds, None)
+            if chunk is None:
+                if segment < len(handshakes):
+                    raise AssertionError(
+                        f"line {handshakes[segment].line}: a TLS handshake, "
+                        "but the session did not emit start-tls before it"
+                    )
+                return _finished(output, messages, answers, None)
+            actions = session.feed(chunk)
+            call = len(chunk)
         guard.check(actions, call)
-        question = None
         for action in actions:
             if action.tag == "send":
                 output += action.value
@@ -40,21 +90,10 @@ def run(component: LoadedComponent, t: Transcript, chunks: list[bytes]) -> tuple
                 current = None
             elif action.tag == "ask":
                 question = action.value
-                # The end-of-message question ends the message, whatever the answer.
-                if question == "message-end":
-                    messages.append(bytes(current))
-                    current = None
+            elif action.tag == "start-tls":
+                start_tls = True
             elif action.tag == "close":
-                return _finished(output, messages, answers)
-        if question is not None:
-            actions = session.answer(_next_answer(answers, question, len(messages)))
-            call = ANSWER
-            continue
-        chunk = next(feeds, None)
-        if chunk is None:
-            return _finished(output, messages, answers)
-        actions = session.feed(chunk)
-        call = len(chunk)
+                return _finished(output, messages, answers, handshakes[segment] if segment < len(handshakes) else None)
 
 
 def _next_answer(answers: list[Answer], question: str, ended: int) -> Decision:
@@ -70,10 +109,15 @@ def _next_answer(answers: list[Answer], question: str, ended: int) -> Decision:
     return answer.decision
 
 
-def _finished(output: bytearray, messages: list[bytes], answers: list[Answer]) -> tuple[bytes, list[bytes]]:
-    # An answer never asked for is a transcript that does not test what it says.
+def _finished(
+    output: bytearray, messages: list[bytes], answers: list[Answer], handshake_left: Handshake | None
+) -> tuple[bytes, list[bytes]]:
+    # An answer never asked for, or a handshake never reached, is a
+    # transcript that does not test what it says.
     if answers:
         raise AssertionError(f"{len(answers)} answers left over: the session asked fewer questions")
+    if handshake_left is not None:
+        raise AssertionError(f"line {handshake_left.line}: a TLS handshake the session closed before")
     return bytes(output), messages
 
 

@@ -43,6 +43,20 @@ class TranscriptConfig:
     auth: list[str] = field(default_factory=list)
     auth_without_tls: bool = False
     require_tls: bool = False
+    starttls: bool = False
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """A `T:` line: the TLS handshake completes at this point of the
+    client's stream. `after` counts the `C` lines before it: 0 is implicit
+    TLS (RFC 8314), before the greeting."""
+
+    after: int
+    version: str
+    cipher: str
+    # The line's number in the file, for error messages.
+    line: int
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,8 @@ class Transcript:
     config: TranscriptConfig = field(default_factory=TranscriptConfig)
     # Client input, one entry per `C` line.
     client: list[bytes] = field(default_factory=list)
+    # The TLS handshakes (`T:` lines), in order.
+    handshakes: list[Handshake] = field(default_factory=list)
     expected: bytes = b""
     answers: list[Answer] = field(default_factory=list)
     # Contents of the messages that end, in order.
@@ -67,13 +83,37 @@ class Transcript:
     def input(self) -> bytes:
         return b"".join(self.client)
 
-    def feed_plans(self) -> list[tuple[str, list[bytes]]]:
-        """The ways the input is split into feed calls; all must agree."""
-        data = self.input()
+    def implicit_tls(self) -> Handshake | None:
+        """The implicit TLS handshake (a `T:` line before the first `C` line), if any."""
+        first = self.handshakes[0] if self.handshakes else None
+        return first if first is not None and first.after == 0 else None
+
+    def starttls_handshakes(self) -> list[Handshake]:
+        """The STARTTLS handshakes: the `T:` lines after some client input."""
+        return [h for h in self.handshakes if h.after > 0]
+
+    def segments(self) -> list[list[bytes]]:
+        """The client lines cut into segments at the STARTTLS handshakes (a
+        client sends nothing between its STARTTLS and the end of the
+        handshake)."""
+        out = []
+        start = 0
+        for h in self.starttls_handshakes():
+            out.append(self.client[start:h.after])
+            start = h.after
+        out.append(self.client[start:])
+        return out
+
+    def feed_plans(self) -> list[tuple[str, list[list[bytes]]]]:
+        """The ways the input is split into feed calls, each as the feed
+        inputs of every segment; all must agree. Splits stay within a
+        segment."""
+        lines = self.segments()
+        inputs = [b"".join(segment) for segment in lines]
         return [
-            ("per-line", list(self.client)),
-            ("all-at-once", [data]),
-            ("byte-by-byte", [data[i:i + 1] for i in range(len(data))]),
+            ("per-line", lines),
+            ("all-at-once", [[data] if data else [] for data in inputs]),
+            ("byte-by-byte", [[data[i:i + 1] for i in range(len(data))] for data in inputs]),
         ]
 
 
@@ -105,6 +145,9 @@ def parse(name: str, text: str) -> Transcript:
             elif tag == "S:":
                 seen_exchange = True
                 expected += rest.encode() + b"\r\n"
+            elif tag == "T:":
+                seen_exchange = True
+                t.handshakes.append(_parse_handshake(t, rest, number))
             elif tag == "A:":
                 t.answers.append(_parse_answer(rest))
             elif tag == "M=":
@@ -148,8 +191,21 @@ def _set_config(config: TranscriptConfig, assignment: str) -> None:
         config.auth_without_tls = _yes_no(key, value)
     elif key == "require-tls":
         config.require_tls = _yes_no(key, value)
+    elif key == "starttls":
+        config.starttls = _yes_no(key, value)
     else:
         raise ValueError(f"unknown configuration key {key!r}")
+
+
+def _parse_handshake(t: Transcript, text: str, line: int) -> Handshake:
+    """`T: VERSION CIPHER`, two words, as host/src/transcript/parse.rs reads it."""
+    after = len(t.client)
+    if t.handshakes and t.handshakes[-1].after == after:
+        raise ValueError("a second TLS handshake with no client line since the first")
+    words = text.split(" ")
+    if len(words) != 2 or "" in words:
+        raise ValueError("expected `T: VERSION CIPHER`, two words")
+    return Handshake(after, words[0], words[1], line)
 
 
 def _yes_no(key: str, value: str) -> bool:
