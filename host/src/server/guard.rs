@@ -22,7 +22,7 @@ use crate::runtime::GuestFault;
 /// NOTIFY) is part of one command line, taken as sent (wit/session.wit,
 /// `envelope`), so no field a correct guest produces is longer than the
 /// longest command line it accepts (512 octets raised by the MAIL/RCPT
-/// extension allowances of RFC 1870, 6152, 6531 and 3461: 1,048); the
+/// extension allowances of RFC 1870, 6152, 6531, 3461 and 4954: 1,180); the
 /// others (protocol, authenticated identity, TLS names) are shorter still.
 const MAX_FIELD: usize = smtp_core::LONGEST_COMMAND_LINE;
 
