@@ -18,6 +18,7 @@ impl CapturedLog {
     /// buffer (debug: a test that no secret is logged must see every level
     /// the server uses in operation).
     pub fn dispatch(&self) -> tracing::Dispatch {
+        keep_every_callsite_alive();
         let writer = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
@@ -37,4 +38,44 @@ impl io::Write for CapturedLog {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Installs, once per test process, a global subscriber that records
+/// nothing but answers "sometimes" for every callsite.
+///
+/// tracing caches each callsite's interest, computed from the dispatchers
+/// alive when the callsite is first hit; a callsite first hit by a test
+/// without a captured log, while another test's capture is being set up,
+/// can be cached as "never" and then drop that capture's events (seen as
+/// a flaky assertion on the log). With a global subscriber that is always
+/// "sometimes" interested no callsite is ever cached as "never", and each
+/// dispatcher decides per event.
+fn keep_every_callsite_alive() {
+    use tracing::subscriber::{Interest, Subscriber};
+    use tracing::{Event, Metadata, span};
+
+    struct Sometimes;
+    impl Subscriber for Sometimes {
+        fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+            Interest::sometimes()
+        }
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            false
+        }
+        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+            span::Id::from_u64(1)
+        }
+        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+        fn event(&self, _: &Event<'_>) {}
+        fn enter(&self, _: &span::Id) {}
+        fn exit(&self, _: &span::Id) {}
+    }
+
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only if a test installed another global subscriber, which
+        // then decides interest itself.
+        let _ = tracing::subscriber::set_global_default(Sometimes);
+    });
 }
