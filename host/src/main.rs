@@ -106,12 +106,13 @@ struct ServeArgs {
     /// Milliseconds before the reply to a refused AUTH.
     #[arg(long, value_name = "MS", default_value_t = ServerConfig::DEFAULT_AUTH_FAILURE_DELAY_MS)]
     auth_failure_delay_ms: u64,
-    /// Refused AUTH commands per connection; the last is answered 421 and
-    /// the connection closed.
+    /// Failed AUTH commands per connection, counted by the session: every
+    /// AUTH not answered 235, malformed and cancelled ones included; the
+    /// last is answered 421 4.7.0 and the connection closed.
     #[arg(
         long,
         value_name = "N",
-        default_value_t = ServerConfig::DEFAULT_MAX_AUTH_FAILURES,
+        default_value_t = SessionConfig::DEFAULT_MAX_AUTH_FAILURES,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     max_auth_failures: u32,

@@ -84,7 +84,7 @@ fn check_refuses_a_component_of_the_1_0_contract_naming_both_contracts() {
     assert!(!output.status.success(), "{output:?}");
     let text = stderr(&output);
     assert!(
-        text.contains("refused at step `link`: it implements smtp:session@1.0.0; this host needs smtp:session@2.x"),
+        text.contains("refused at step `link`: it implements smtp:session@1.0.0; this host needs smtp:session@3.x"),
         "{text}"
     );
 }

@@ -142,6 +142,7 @@ fn core_config(config: wit::Config) -> smtp_core::Config {
         },
         auth_without_tls: config.auth_without_tls,
         require_tls: config.require_tls,
+        max_auth_failures: config.max_auth_failures,
     }
 }
 

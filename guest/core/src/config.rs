@@ -158,6 +158,11 @@ pub struct Config {
     /// Until `tls_started`, every command but NOOP, EHLO, STARTTLS and
     /// QUIT gets 530 5.7.0 (RFC 3207 section 4).
     pub require_tls: bool,
+    /// Failed AUTH commands a session allows: every AUTH command not
+    /// answered 235 counts (refused, cancelled, malformed, mechanism not
+    /// offered, out of sequence, before TLS), and the one that reaches the
+    /// limit is answered `421 4.7.0` and the session closes. 0: no limit.
+    pub max_auth_failures: u32,
 }
 
 impl Config {
@@ -169,6 +174,8 @@ impl Config {
     pub const DEFAULT_MAX_RECIPIENTS: u32 = 100;
     /// The hostname when none is configured.
     pub const DEFAULT_HOSTNAME: &'static str = "localhost";
+    /// Failed AUTH commands before the session ends (`--max-auth-failures`).
+    pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
 }
 
 impl Default for Config {
@@ -183,6 +190,7 @@ impl Default for Config {
             auth_mechanisms: AuthMechanisms::default(),
             auth_without_tls: false,
             require_tls: false,
+            max_auth_failures: Self::DEFAULT_MAX_AUTH_FAILURES,
         }
     }
 }

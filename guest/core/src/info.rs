@@ -15,7 +15,7 @@ pub struct Info {
 }
 
 /// The contract this crate implements, as wit/session.wit names its package.
-pub const CONTRACT: &str = "smtp:session@2.0.0";
+pub const CONTRACT: &str = "smtp:session@3.0.0";
 
 pub fn info() -> Info {
     Info {
@@ -34,7 +34,7 @@ mod tests {
     fn info_names_the_contract_and_extensions() {
         let info = info();
         assert_eq!(info.name, "smtpcell-guest");
-        assert_eq!(info.contract, "smtp:session@2.0.0");
+        assert_eq!(info.contract, "smtp:session@3.0.0");
         assert!(info.capabilities.contains(&"CHUNKING"));
         assert_eq!(info.capabilities.len(), 11);
     }

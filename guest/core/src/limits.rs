@@ -124,7 +124,11 @@ pub const MAX_PROTOCOL_ERRORS: u32 = 20;
 /// and a 255-octet hostname. What is not paid for by its own octets within
 /// the call fits in the fixed part: one reply whose input began in an
 /// earlier call, the reply `answer` writes for the host's decision, the
-/// greeting, a 421, each at most a few hundred octets.
+/// greeting, a 421, each at most a few hundred octets. A 421 that replaces
+/// a reply (the error limit's, or `Config::max_auth_failures`' on the
+/// failed AUTH command that reaches it: `*` CR LF, 3 octets, pays for 192
+/// octets, the 421 with a 255-octet hostname takes 307) closes the session,
+/// so a call writes at most one.
 pub const MAX_REPLY_OCTETS_PER_INPUT_OCTET: usize = 64;
 /// The fixed part of the reply bound (see
 /// [`MAX_REPLY_OCTETS_PER_INPUT_OCTET`]), in octets; also the whole bound

@@ -164,6 +164,13 @@ impl Reply {
         reply(421, "4.7.0", "").with_text(format!("{hostname} Too many errors, closing connection"))
     }
 
+    /// After `Config::max_auth_failures` failed AUTH commands, in place of
+    /// the last one's reply (RFC 5321 section 3.8: 421 names the server;
+    /// 4.7.0 as in RFC 4954 section 6's authentication failures).
+    pub fn too_many_auth_failures(hostname: &str) -> Reply {
+        reply(421, "4.7.0", "").with_text(format!("{hostname} Too many failed authentication attempts"))
+    }
+
     /// A reply the client earned by getting its command wrong (RFC 5321
     /// section 4.2.2: 500-504 syntax and sequence errors; 555 unrecognised
     /// MAIL/RCPT parameters, section 4.1.1.11): what

@@ -97,6 +97,9 @@ pub struct Session {
     stash_at: usize,
     /// Protocol errors so far (see [`MAX_PROTOCOL_ERRORS`]).
     errors: u32,
+    /// AUTH commands answered other than 235 so far (see
+    /// [`Config::max_auth_failures`]).
+    auth_failures: u32,
 }
 
 impl Session {
@@ -126,6 +129,7 @@ impl Session {
             stash: Vec::new(),
             stash_at: 0,
             errors: 0,
+            auth_failures: 0,
         }
     }
 
@@ -230,6 +234,21 @@ impl Session {
     fn ask(&mut self, pending: Pending, question: Question, out: &mut Outbox) {
         self.phase = Phase::Asking(pending);
         out.push(Action::Ask(question));
+    }
+
+    /// Answers an AUTH command that ends without 235 (refused, cancelled,
+    /// malformed, out of sequence): its own reply, or, when it is the
+    /// failure that reaches `max_auth_failures`, 421 4.7.0 and close. The
+    /// caller has left the session in the phase it goes on in.
+    fn auth_failed(&mut self, reply: &Reply, out: &mut Outbox) {
+        self.auth_failures = self.auth_failures.saturating_add(1);
+        let max = self.config.max_auth_failures;
+        if max != 0 && self.auth_failures >= max {
+            let reply = Reply::too_many_auth_failures(&self.config.hostname);
+            self.close(&reply, out);
+        } else {
+            out.reply(reply);
+        }
     }
 
     fn close_with(&mut self, reply: &Reply) -> Vec<Action> {
@@ -367,6 +386,10 @@ impl Session {
             }
             LineEvent::Line(line) => match command::parse(&line) {
                 Ok(command) => self.execute(command, out),
+                // `AUTH` without a mechanism is a failed AUTH command too.
+                Err(reply) if reply == Reply::SYNTAX_AUTH && self.config.auth_mechanisms.any() => {
+                    self.auth_failed(&reply, out)
+                }
                 Err(reply) => out.reply(&reply),
             },
         }

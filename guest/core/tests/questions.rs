@@ -9,10 +9,15 @@ use smtp_core::{
 };
 
 fn session(questions: Questions, auth: bool) -> Session {
+    limited(questions, auth, Config::DEFAULT_MAX_AUTH_FAILURES)
+}
+
+fn limited(questions: Questions, auth: bool, max_auth_failures: u32) -> Session {
     let config = Config {
         hostname: "mx.test".into(),
         questions,
         auth_mechanisms: AuthMechanisms { plain: auth, login: auth },
+        max_auth_failures,
         ..Config::default()
     };
     Session::new(config, PeerInfo { ip: "192.0.2.1".into(), port: 1 })
@@ -168,7 +173,8 @@ fn tls_names_reach_the_envelope_as_visible_ascii_only() {
 
 #[test]
 fn auth_cancel_and_framing_errors_end_the_exchange() {
-    let mut s = session(Questions::default(), true);
+    // Three failures here: no limit, so that the fourth exchange can succeed.
+    let mut s = limited(Questions::default(), true, 0);
     s.tls_started(tls());
     s.greeting();
     s.feed(b"EHLO c\r\n");
@@ -183,6 +189,116 @@ fn auth_cancel_and_framing_errors_end_the_exchange() {
     let actions = s.feed(b"MAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nDATA\r\n");
     let Some(Action::MessageBegin(envelope)) = actions.get(1) else { panic!("{actions:?}") };
     assert_eq!(envelope.authenticated.as_deref(), Some("alice@mx.test"));
+}
+
+const TOO_MANY: &str = "421 4.7.0 mx.test Too many failed authentication attempts\r\n";
+
+/// A session over TLS after EHLO, AUTH offered, with this failure limit.
+fn authenticating(max_auth_failures: u32) -> Session {
+    let mut s = limited(Questions::default(), true, max_auth_failures);
+    s.tls_started(tls());
+    s.greeting();
+    s.feed(b"EHLO c\r\n");
+    s
+}
+
+#[test]
+fn the_third_cancelled_auth_is_answered_421_and_closes() {
+    assert_eq!(Config::default().max_auth_failures, 3);
+    let mut s = authenticating(Config::DEFAULT_MAX_AUTH_FAILURES);
+    for _ in 0..2 {
+        assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n*\r\n")), "334 \r\n501 5.0.0 Authentication cancelled\r\n");
+    }
+    let actions = s.feed(b"AUTH LOGIN\r\n*\r\nNOOP\r\n");
+    assert_eq!(text(&actions), format!("334 VXNlcm5hbWU6\r\n{TOO_MANY}"), "the 421 replaces the 501");
+    assert_eq!(actions.last(), Some(&Action::Close));
+    assert_eq!(s.feed(b"NOOP\r\n"), [], "closed");
+}
+
+#[test]
+fn refused_malformed_and_cancelled_auth_all_count() {
+    // Refused by the host, then a PLAIN response without its NULs.
+    let mut s = authenticating(3);
+    credentials(&s.feed(b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n"));
+    assert_eq!(
+        text(&s.answer(Answer::refuse(Reason::AuthFailed, true))),
+        "535 5.7.8 Authentication credentials invalid\r\n"
+    );
+    assert_eq!(text(&s.feed(b"AUTH PLAIN YWxpY2U=\r\n")), "501 5.5.2 Cannot decode response\r\n");
+    let actions = s.feed(b"AUTH PLAIN\r\n*\r\n");
+    assert_eq!(text(&actions), format!("334 \r\n{TOO_MANY}"));
+    assert_eq!(actions.last(), Some(&Action::Close));
+
+    // Bad base64, a mechanism not offered, then the host's refusal reaches it.
+    let mut s = authenticating(3);
+    assert_eq!(text(&s.feed(b"AUTH LOGIN\r\n!!\r\n")), "334 VXNlcm5hbWU6\r\n501 5.5.2 Cannot decode response\r\n");
+    assert_eq!(text(&s.feed(b"AUTH CRAM-MD5\r\n")), "504 5.5.4 Unrecognized authentication type\r\n");
+    credentials(&s.feed(b"AUTH PLAIN AGFsaWNlAHdyb25n\r\nNOOP\r\n"));
+    let actions = s.answer(Answer::refuse(Reason::AuthFailed, true));
+    assert_eq!(text(&actions), TOO_MANY, "the 421 replaces the 535; the NOOP behind it is dropped");
+    assert_eq!(actions.last(), Some(&Action::Close));
+
+    // Out of sequence (before EHLO, no mechanism) and a syntax error count too.
+    let mut s = limited(Questions::default(), true, 2);
+    s.tls_started(tls());
+    s.greeting();
+    assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n")), "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    let actions = s.feed(b"AUTH\r\n");
+    assert_eq!(text(&actions), TOO_MANY);
+    assert_eq!(actions.last(), Some(&Action::Close));
+
+    // Before TLS: 538, then the limit.
+    let mut s = limited(Questions::default(), true, 1);
+    s.greeting();
+    s.feed(b"EHLO c\r\n");
+    let actions = s.feed(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+    assert_eq!(text(&actions), TOO_MANY);
+    assert_eq!(actions.last(), Some(&Action::Close));
+}
+
+#[test]
+fn a_limit_of_zero_is_no_limit() {
+    let mut s = authenticating(0);
+    // 20 failures, 10 of them 501s (below the limit of 20 protocol errors).
+    for _ in 0..10 {
+        assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n*\r\n")), "334 \r\n501 5.0.0 Authentication cancelled\r\n");
+        credentials(&s.feed(b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n"));
+        s.answer(Answer::refuse(Reason::AuthFailed, true));
+    }
+    credentials(&s.feed(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"));
+    assert_eq!(text(&s.answer(Answer::ACCEPT)), "235 2.7.0 Authentication successful\r\n");
+}
+
+#[test]
+fn a_success_does_not_reset_the_count_and_a_second_auth_counts() {
+    let mut s = authenticating(3);
+    assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n*\r\n")), "334 \r\n501 5.0.0 Authentication cancelled\r\n");
+    credentials(&s.feed(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"));
+    assert_eq!(text(&s.answer(Answer::ACCEPT)), "235 2.7.0 Authentication successful\r\n");
+    assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n")), "503 5.5.1 Error: already authenticated\r\n");
+    let actions = s.feed(b"AUTH LOGIN\r\n");
+    assert_eq!(text(&actions), TOO_MANY, "1 cancelled + 2 after success");
+    assert_eq!(actions.last(), Some(&Action::Close));
+}
+
+#[test]
+fn a_refusal_with_disconnect_still_closes_at_once() {
+    let mut s = authenticating(3);
+    credentials(&s.feed(b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n"));
+    let refusal = smtp_core::Refusal { reason: Reason::AuthFailed, permanent: true, text: None, disconnect: true };
+    let actions = s.answer(Answer::Refuse(refusal));
+    assert_eq!(text(&actions), "421 4.7.0 mx.test Temporary authentication failure\r\n");
+    assert_eq!(actions.last(), Some(&Action::Close));
+}
+
+#[test]
+fn auth_without_mechanisms_is_not_a_failed_auth() {
+    let mut s = limited(Questions::default(), false, 1);
+    s.greeting();
+    s.feed(b"EHLO c\r\n");
+    for _ in 0..3 {
+        assert_eq!(text(&s.feed(b"AUTH PLAIN\r\n")), "502 5.5.1 Error: command not implemented\r\n");
+    }
 }
 
 #[test]

@@ -359,7 +359,7 @@ fn endless_input_without_line_breaks_costs_one_reply() {
 #[test]
 fn info_reports_contract() {
     let info = info();
-    assert_eq!((info.name, info.contract), ("smtpcell-guest", "smtp:session@2.0.0"));
+    assert_eq!((info.name, info.contract), ("smtpcell-guest", "smtp:session@3.0.0"));
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(info.capabilities[0], "PIPELINING");
 }

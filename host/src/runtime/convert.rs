@@ -58,6 +58,7 @@ pub fn guest_config(config: &core::Config) -> wit::GuestConfig {
         auth_mechanisms,
         auth_without_tls: config.auth_without_tls,
         require_tls: config.require_tls,
+        max_auth_failures: config.max_auth_failures,
     }
 }
 

@@ -12,8 +12,8 @@ use super::engine::Runtime;
 use crate::transcript::replay_corpus;
 
 /// The contract major version this host drives. Minor versions are
-/// compatible by semver (wasmtime's export lookup matches any 2.y).
-pub const CONTRACT_PREFIX: &str = "smtp:session@2.";
+/// compatible by semver (wasmtime's export lookup matches any 3.y).
+pub const CONTRACT_PREFIX: &str = "smtp:session@3.";
 
 /// The interface a protocol component exports, without its version.
 const EXPORT: &str = "smtp:session/receiver@";
@@ -58,9 +58,9 @@ fn refuse(step: &'static str) -> impl FnOnce(anyhow::Error) -> Refused {
 }
 
 impl Runtime {
-    /// compile → link (its exported contract must be 2.x, then the
+    /// compile → link (its exported contract must be 3.x, then the
     /// type-check against it) → identify (its
-    /// `info`, which must name a 2.x contract) → replay (the transcript corpus
+    /// `info`, which must name a 3.x contract) → replay (the transcript corpus
     /// on fresh instances: same reply codes, same stored messages).
     pub async fn validate(self: &Arc<Self>, bytes: Vec<u8>) -> Result<Validated, Refused> {
         let started = Instant::now();

@@ -34,8 +34,14 @@ pub struct ServerConfig {
     /// How long a refused AUTH waits before its 535 (slows a password
     /// guesser down without holding anything but its own connection).
     pub auth_failure_delay: Duration,
-    /// Refused or failed AUTH commands one connection may make; the last
-    /// one is answered 421 4.7.0 and the connection closed.
+    /// Failed AUTH commands one connection may make, handed to the guest
+    /// (`max-auth-failures` in wit/session.wit), which counts them: every
+    /// AUTH command not answered 235, refused by the policy, cancelled,
+    /// malformed or out of sequence. The last one is answered 421 4.7.0
+    /// and the connection closed. The default, enough for a user who
+    /// mistypes twice and few enough that a guesser must reconnect (and
+    /// wait out the delay) every third try, is
+    /// [`SessionConfig::DEFAULT_MAX_AUTH_FAILURES`].
     pub max_auth_failures: u32,
     /// Write the authenticated identity into the Received header (RFC 4954
     /// section 7 leaves this to the server; off, as the identity of a
@@ -68,10 +74,6 @@ impl ServerConfig {
     pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: u64 = 60;
     /// Milliseconds before a 535 (Postfix's smtpd_error_sleep_time is 1 s).
     pub const DEFAULT_AUTH_FAILURE_DELAY_MS: u64 = 1000;
-    /// Failed AUTH commands per connection: enough for a user who mistypes
-    /// twice, few enough that a guesser must reconnect (and wait out the
-    /// delay) every third try.
-    pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
 
     /// How long a write to a client may take before the connection is ended
     /// ("client did not read its replies"). RFC 5321 bounds only the
@@ -106,6 +108,7 @@ impl ServerConfig {
                 Role::Submission => true,
                 Role::Submissions => false,
             },
+            max_auth_failures: self.max_auth_failures,
         }
     }
 }
@@ -121,7 +124,7 @@ impl Default for ServerConfig {
             require_tls: false,
             allow_plaintext_auth: false,
             auth_failure_delay: Duration::from_millis(Self::DEFAULT_AUTH_FAILURE_DELAY_MS),
-            max_auth_failures: Self::DEFAULT_MAX_AUTH_FAILURES,
+            max_auth_failures: SessionConfig::DEFAULT_MAX_AUTH_FAILURES,
             received_auth: false,
             hostname: SessionConfig::DEFAULT_HOSTNAME.into(),
             max_message_size: SessionConfig::DEFAULT_MAX_MESSAGE_SIZE,

@@ -166,8 +166,6 @@ struct Connection<'c> {
     guest: GuestSession,
     guard: ActionGuard,
     client: Client,
-    /// AUTH commands refused so far (see [`ServerConfig::max_auth_failures`]).
-    auth_failures: u32,
     /// The message being received, from `message-begin` to its answer.
     delivery: Option<Delivery>,
     /// Replies of the current call, written before anything waits.
@@ -200,7 +198,6 @@ impl<'c> Connection<'c> {
             guest,
             guard: ActionGuard::new(ctx.config.max_message_size, ctx.config.max_recipients, tls_offered),
             client,
-            auth_failures: 0,
             delivery: None,
             out: Vec::with_capacity(1024),
             buf: Vec::with_capacity(READ_SIZE),
@@ -299,7 +296,7 @@ impl<'c> Connection<'c> {
             Question::Rcpt(rcpt) => policy.rcpt(client, rcpt),
             Question::Auth(credentials) => policy.auth(client, credentials),
         };
-        let mut answer = match tokio::time::timeout(self.ctx.config.command_timeout, decision).await {
+        let answer = match tokio::time::timeout(self.ctx.config.command_timeout, decision).await {
             Ok(answer) => answer,
             Err(_elapsed) => {
                 warn!(question = question.name(), "the policy did not decide in time");
@@ -307,31 +304,27 @@ impl<'c> Connection<'c> {
             }
         };
         if let Question::Auth(credentials) = &question {
-            match &mut answer {
+            match &answer {
                 Answer::Accept(text) => {
                     let identity = credentials.authenticated_as(text.as_deref());
                     info!(identity = ?identity, mechanism = %credentials.mechanism, "client authenticated");
                     self.client.authenticated = Some(identity);
                 }
-                Answer::Refuse(refusal) => self.auth_refused(refusal, &credentials.authentication_id).await,
+                Answer::Refuse(_) => self.auth_refused(&credentials.authentication_id).await,
             }
         }
         answer
     }
 
-    /// A refused AUTH: the reply waits out the failure delay, and the
-    /// connection's last allowed failure closes it with 421 4.7.0 (the
-    /// refusal's temporary code, RFC 4954 section 6). The authentication
-    /// id is logged (escaped: it is the client's text); the secret never.
-    async fn auth_refused(&mut self, refusal: &mut smtp_core::Refusal, authentication_id: &str) {
-        self.auth_failures += 1;
-        let failures = self.auth_failures;
+    /// A refused AUTH: the reply waits out the failure delay. The session
+    /// counts failed AUTH commands itself (cancelled and malformed ones
+    /// never reach the host) and ends the connection with 421 4.7.0 at
+    /// [`ServerConfig::max_auth_failures`], which it was configured with.
+    /// The authentication id is logged (escaped: it is the client's text);
+    /// the secret never.
+    async fn auth_refused(&mut self, authentication_id: &str) {
         let user: String = authentication_id.chars().take(64).collect();
-        info!(user = ?user, failures, "AUTH refused");
-        if failures >= self.ctx.config.max_auth_failures {
-            refusal.disconnect = true;
-            info!(failures, "too many failed AUTH commands: closing the connection");
-        }
+        info!(user = ?user, "AUTH refused");
         tokio::time::sleep(self.ctx.config.auth_failure_delay).await;
     }
 

@@ -183,6 +183,7 @@ fn set_config(config: &mut TranscriptConfig, assignment: &str) -> Result<()> {
         "max-message-size" => session.max_message_size = value.parse()?,
         "max-recipients" => session.max_recipients = value.parse()?,
         "max-line-length" => session.max_line_length = value.parse()?,
+        "max-auth-failures" => session.max_auth_failures = value.parse()?,
         "disable" => {
             for name in names() {
                 // A typo must not silently test the default.

@@ -38,14 +38,14 @@ const TLS_SEEDS: [(&str, [u8; inputs::SESSION_HEADER], &[u8]); 2] = [
     (
         "tls-starttls-auth-plain",
         // STARTTLS offered; every question asked; AUTH PLAIN.
-        [0x40, 0, 0xf0, 0x01],
+        [0x40, 0, 0xf0, 0x01, 0],
         b"EHLO c\r\nSTARTTLS\r\nEHLO c\r\nAUTH PLAIN YQBiAGM=\r\nMAIL FROM:<a@b> SMTPUTF8\r\nRCPT TO:<c@d>\r\n\
           DATA\r\nx\r\n.\r\nQUIT\r\n",
     ),
     (
         "tls-implicit-auth-login",
         // Implicit TLS; AUTH LOGIN; one answer byte: accept with text 1.
-        [0, 0, 0x08, 0x02 | 1 << 3],
+        [0, 0, 0x08, 0x02 | 1 << 3, 0],
         b"\x02EHLO c\r\nAUTH LOGIN\r\nYg==\r\nYw==\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 1 LAST\r\nxQUIT\r\n",
     ),
 ];
@@ -192,11 +192,14 @@ fn session_header(t: &Transcript, answers: usize) -> [u8; inputs::SESSION_HEADER
     let mechanisms = bits("auth", &["plain", "login"], 0) as u8;
     let without_tls = u8::from(setting(t, "auth-without-tls") == Some("yes")) << 2;
     let require_tls = u8::from(setting(t, "require-tls") == Some("yes")) << 7;
+    let failures = setting(t, "max-auth-failures")
+        .map_or(0, |v| inputs::AUTH_FAILURES.iter().position(|&n| n.to_string() == v).unwrap_or(0) as u8);
     [
         size | recipients << 2 | line << 4,
         off as u8,
         (off >> 8) as u8 | asked,
         mechanisms | without_tls | (answers as u8) << 3 | require_tls,
+        failures,
     ]
 }
 

@@ -298,7 +298,7 @@ impl Host<'_> {
             Some(Action::Send(bytes)) => replies::check(bytes, self.rules()).swap_remove(0),
             other => panic!("{} answered with {other:?} before its reply", question.name()),
         };
-        check_answer_reply(&question, &answer, &first, &actions);
+        check_answer_reply(&question, &answer, &first, &actions, self.setup.config.max_auth_failures != 0);
         self.observed.questions.push(question);
         actions
     }
@@ -309,8 +309,10 @@ impl Host<'_> {
 /// (wit/session.wit `reason`: greylisting is always temporary, a missing
 /// AUTH or TLS always permanent), of printable ASCII only however odd the
 /// host's text, and at connect the greeting's 421 (then close) or 554; a
-/// refusal that disconnects is 421, then close, at any step.
-fn check_answer_reply(question: &Question, answer: &Answer, reply: &Reply, actions: &[Action]) {
+/// refusal that disconnects is 421, then close, at any step. With a limit
+/// on failed AUTH commands (`auth_limited`), a refused AUTH may be the one
+/// that reaches it: 421 4.7.0, then close.
+fn check_answer_reply(question: &Question, answer: &Answer, reply: &Reply, actions: &[Action], auth_limited: bool) {
     let refusal = match answer {
         Answer::Accept(_) => {
             let code = match question {
@@ -323,6 +325,13 @@ fn check_answer_reply(question: &Question, answer: &Answer, reply: &Reply, actio
         }
         Answer::Refuse(refusal) => refusal,
     };
+    let too_many =
+        reply.code == 421 && reply.lines.iter().any(|l| l.ends_with("Too many failed authentication attempts"));
+    if too_many {
+        assert!(auth_limited && matches!(question, Question::Auth(_)), "{} refused with {reply:?}", question.name());
+        assert_eq!(actions.get(1), Some(&Action::Close), "AUTH limit without close: {actions:?}");
+        return;
+    }
     if refusal.disconnect {
         assert_eq!(reply.code, 421, "{} refused with disconnect: {reply:?}", question.name());
         assert_eq!(actions.get(1), Some(&Action::Close), "disconnect without close: {actions:?}");

@@ -19,11 +19,14 @@ use crate::host::{End, HOSTNAME, Setup};
 /// 3. bit 0 AUTH PLAIN offered, bit 1 AUTH LOGIN, bit 2 AUTH without TLS;
 ///    bits 3-6 how many answer bytes follow the header (see [`answer`]);
 ///    bit 7 TLS required (RFC 3207 section 4).
-pub const SESSION_HEADER: usize = 4;
+/// 4. bits 0-1 failed AUTH commands before the session ends (3, the
+///    default; 0, no limit; 1; 2); the other bits are ignored.
+pub const SESSION_HEADER: usize = 5;
 
 pub const SIZES: [u64; 4] = [Config::DEFAULT_MAX_MESSAGE_SIZE, 5, 20, 1000];
 pub const RECIPIENTS: [u32; 4] = [100, 2, 0, 1];
 pub const LINE_LENGTHS: [u32; 4] = [1000, 0, 2000, 1001];
+pub const AUTH_FAILURES: [u32; 4] = [Config::DEFAULT_MAX_AUTH_FAILURES, 0, 1, 2];
 /// Extension names in the order of header byte 1, then HELP: smtp-core's
 /// own list without STARTTLS (which bit 6 of byte 0 switches).
 pub const EXTENSIONS: &[&str] = Extensions::NAMES.split_last().expect("a list of names").1;
@@ -47,7 +50,7 @@ pub fn text(n: u8) -> Option<String> {
 /// Splits a `session` input into its setup and the client's bytes.
 pub fn session(data: &[u8]) -> Option<(Setup, &[u8])> {
     let (header, rest) = data.split_first_chunk::<SESSION_HEADER>()?;
-    let [limits, off, options, auth] = *header;
+    let [limits, off, options, auth, failures] = *header;
     let (answers, stream) = rest.split_at(usize::from((auth >> 3) & 15).min(rest.len()));
     let bit = |byte: u8, n: u32| byte & (1 << n) != 0;
     let extensions = Extensions {
@@ -77,6 +80,7 @@ pub fn session(data: &[u8]) -> Option<(Setup, &[u8])> {
         auth_mechanisms: AuthMechanisms { plain: bit(auth, 0), login: bit(auth, 1) },
         auth_without_tls: bit(auth, 2),
         require_tls: bit(auth, 7),
+        max_auth_failures: AUTH_FAILURES[usize::from(failures & 3)],
     };
     let setup = Setup {
         config,

@@ -26,7 +26,12 @@ impl Session {
             Pending::Hello(_) => Phase::ExpectHello,
             Pending::Mail(txn) => Phase::ExpectMail(txn.hello),
             Pending::Rcpt(txn, _) => Self::with_recipients(txn),
-            Pending::Auth(hello, _) | Pending::MessageEnd(hello) => Phase::ExpectMail(hello),
+            Pending::Auth(hello, _) => {
+                // A refused AUTH is a failed one (`max_auth_failures`).
+                self.phase = Phase::ExpectMail(hello);
+                return self.auth_failed(&reply, out);
+            }
+            Pending::MessageEnd(hello) => Phase::ExpectMail(hello),
         };
         out.reply(&reply);
     }

@@ -24,10 +24,14 @@ use crate::reply::Reply;
 
 impl Session {
     pub(super) fn execute(&mut self, command: Command<'_>, out: &mut Outbox) {
+        // An AUTH command refused before it starts still counts as a
+        // failed one when the session offers AUTH at all.
+        let auth = matches!(command, Command::Auth { .. }) && self.config.auth_mechanisms.any();
         if let Phase::Refused = self.phase {
             // RFC 5321 section 3.1: after a 554 greeting, only QUIT.
             return match command {
                 Command::Quit => self.close(&Reply::BYE, out),
+                _ if auth => self.auth_failed(&Reply::ONLY_QUIT, out),
                 _ => out.reply(&Reply::ONLY_QUIT),
             };
         }
@@ -36,7 +40,11 @@ impl Session {
             && !matches!(command, Command::Noop | Command::Ehlo(_) | Command::StartTls | Command::Quit)
         {
             // RFC 3207 section 4.
-            return out.reply(&Reply::ENCRYPTION_REQUIRED);
+            return if auth {
+                self.auth_failed(&Reply::ENCRYPTION_REQUIRED, out)
+            } else {
+                out.reply(&Reply::ENCRYPTION_REQUIRED)
+            };
         }
         let ext = self.config.extensions;
         match command {
@@ -294,24 +302,25 @@ impl Session {
     }
 
     /// AUTH (RFC 4954 section 4): once per session, after HELO/EHLO, outside a
-    /// transaction, and over TLS unless the host allows plaintext.
+    /// transaction, and over TLS unless the host allows plaintext. Every
+    /// AUTH command that ends without 235 counts towards
+    /// `max_auth_failures` (see `auth_failed`).
     fn auth(&mut self, mechanism: &str, initial: Option<&str>, out: &mut Outbox) {
         let hello = match mem::replace(&mut self.phase, Phase::Closed) {
             Phase::ExpectMail(hello) if self.authenticated.is_none() => hello,
             other => {
-                out.reply(&match other {
+                let reply = match other {
                     Phase::ExpectHello => Reply::NEED_HELO,
                     Phase::ExpectMail(_) => Reply::ALREADY_AUTHENTICATED,
                     _ => Reply::TRANSACTION_IN_PROGRESS,
-                });
+                };
                 self.phase = other;
-                return;
+                return self.auth_failed(&reply, out);
             }
         };
         if !ehlo::auth_offered(&self.config, self.tls.is_some()) {
-            out.reply(&Reply::AUTH_NEEDS_TLS);
             self.phase = Phase::ExpectMail(hello);
-            return;
+            return self.auth_failed(&Reply::AUTH_NEEDS_TLS, out);
         }
         self.sasl_step(hello, Exchange::start(mechanism, initial, self.config.auth_mechanisms), out);
     }
@@ -336,8 +345,8 @@ impl Session {
     fn sasl_step(&mut self, hello: Hello, progress: Result<Progress, Reply>, out: &mut Outbox) {
         match progress {
             Err(reply) => {
-                out.reply(&reply);
                 self.phase = Phase::ExpectMail(hello);
+                self.auth_failed(&reply, out);
             }
             Ok(Progress::Challenge(exchange, reply)) => {
                 out.reply(&reply);

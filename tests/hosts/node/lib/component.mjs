@@ -15,7 +15,7 @@ import { wasiImports } from "./wasi.mjs";
 
 const BUILD_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "build");
 const NAME = "smtp_component";
-const RECEIVER = "smtp:session/receiver@2.0.0";
+const RECEIVER = "smtp:session/receiver@3.0.0";
 
 /**
  * Transpiles `wasmPath` unless an identical .wasm was transpiled before, and
@@ -99,10 +99,11 @@ export class LoadedComponent {
  * offer (none by default: the host asks nothing but the end of a message).
  * `starttls` is only for the transcript runner, which stands in for the
  * handshake; the server cannot upgrade the stream and leaves it off.
+ * `maxAuthFailures` defaults to the core's 3 (0: no limit).
  */
 export function guestConfig({
   hostname, maxMessageSize, maxRecipients, maxLineLength, disabled = [], ask = [], auth = [], authWithoutTls = false,
-  requireTls = false, starttls = false,
+  requireTls = false, starttls = false, maxAuthFailures = 3,
 }) {
   const on = (name) => !disabled.includes(name);
   return {
@@ -131,6 +132,7 @@ export function guestConfig({
     authMechanisms: { plain: auth.includes("plain"), login: auth.includes("login") },
     authWithoutTls,
     requireTls,
+    maxAuthFailures,
   };
 }
 

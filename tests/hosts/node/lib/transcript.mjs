@@ -11,6 +11,8 @@ const DEFAULT_CONFIG = Object.freeze({
   maxMessageSize: 10_240_000n,
   maxRecipients: 100,
   maxLineLength: 1000,
+  // smtp_core::Config::DEFAULT_MAX_AUTH_FAILURES; 0 is no limit.
+  maxAuthFailures: 3,
   disabled: Object.freeze([]),
   peerIp: "192.0.2.1",
   ask: Object.freeze([]),
@@ -145,6 +147,7 @@ function setConfig(config, assignment) {
     case "max-message-size": config.maxMessageSize = BigInt(integer(value)); break;
     case "max-recipients": config.maxRecipients = Number(integer(value)); break;
     case "max-line-length": config.maxLineLength = Number(integer(value)); break;
+    case "max-auth-failures": config.maxAuthFailures = Number(integer(value)); break;
     case "disable": config.disabled = names(value, EXTENSION_NAMES, "extension", key); break;
     case "peer-ip": config.peerIp = value; break;
     case "ask": config.ask = names(value, ASKABLE, "step", key); break;

@@ -31,7 +31,7 @@ from wasmtime.component import Component, Linker, Record, Variant, VariantType
 
 from .guard import GuestFault
 
-RECEIVER = "smtp:session/receiver@2.0.0"
+RECEIVER = "smtp:session/receiver@3.0.0"
 METHODS = ("greeting", "feed", "answer", "tls-started", "timeout")
 # Linear memory per instance, as the native host's default (--guest-memory-mib).
 MAX_MEMORY = 16 << 20
@@ -127,6 +127,9 @@ class GuestConfig:
     # Offer STARTTLS. Only the transcript runner sets it, standing in for
     # the handshake; the server cannot upgrade the stream.
     starttls: bool = False
+    # Failed AUTH commands before the session ends: the core's default
+    # (smtp_core::Config::DEFAULT_MAX_AUTH_FAILURES); 0 is no limit.
+    max_auth_failures: int = 3
 
     def to_wit(self) -> Record:
         on = {
@@ -146,6 +149,7 @@ class GuestConfig:
             auth_mechanisms=set(self.auth),
             auth_without_tls=self.auth_without_tls,
             require_tls=self.require_tls,
+            max_auth_failures=self.max_auth_failures,
         )
 
 

@@ -19,7 +19,7 @@ def run(component: LoadedComponent, t: Transcript, segments: list[list[bytes]]) 
     c = t.config
     config = GuestConfig(
         c.hostname, c.max_message_size, c.max_recipients, c.max_line_length, tuple(c.disabled),
-        tuple(c.ask), tuple(c.auth), c.auth_without_tls, c.require_tls, c.starttls,
+        tuple(c.ask), tuple(c.auth), c.auth_without_tls, c.require_tls, c.starttls, c.max_auth_failures,
     )
     session = GuestSession(component, config, c.peer_ip, 40000)
     # The server's guard checks every call here too: a sequence the corpus

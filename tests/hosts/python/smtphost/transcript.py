@@ -44,6 +44,8 @@ class TranscriptConfig:
     auth_without_tls: bool = False
     require_tls: bool = False
     starttls: bool = False
+    # smtp_core::Config::DEFAULT_MAX_AUTH_FAILURES; 0 is no limit.
+    max_auth_failures: int = 3
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ def _set_config(config: TranscriptConfig, assignment: str) -> None:
         config.max_recipients = _integer(value)
     elif key == "max-line-length":
         config.max_line_length = _integer(value)
+    elif key == "max-auth-failures":
+        config.max_auth_failures = _integer(value)
     elif key == "disable":
         config.disabled = _names(value, EXTENSION_NAMES, "extension", key)
     elif key == "peer-ip":
