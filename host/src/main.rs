@@ -14,7 +14,7 @@ use smtpcell::server::{FileStamp, ReloadableFiles, Reloader, Server, ServerConfi
 use smtpcell::spool::Maildir;
 use smtpcell::tls::TlsFiles;
 use smtpcell::users;
-use tracing::info;
+use tracing::{info, warn};
 
 /// An SMTP server whose protocol handling runs in a sandboxed WebAssembly
 /// component, one instance per connection. Without a subcommand it serves.
@@ -296,7 +296,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("opening the Maildir {}", args.maildir.display()))?,
     );
     let users = match &args.users {
-        Some(path) => Some(Arc::new(PasswordFile::open(path).context("loading the users file")?)),
+        Some(path) => {
+            let users = PasswordFile::open(path).context("loading the users file")?;
+            info!(path = %path.display(), count = users.count(), "users file loaded");
+            if config.tls.is_none() && !args.allow_plaintext_auth {
+                warn!("--users without --tls-cert: AUTH is offered only over TLS, so it will never be offered");
+            }
+            Some(Arc::new(users))
+        }
         None => None,
     };
     let policy: Arc<dyn Policy> = match &users {

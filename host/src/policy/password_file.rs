@@ -31,6 +31,11 @@ impl PasswordFile {
         &self.path
     }
 
+    /// How many users the file in force has.
+    pub fn count(&self) -> usize {
+        self.current().len()
+    }
+
     /// Reads the file again; returns how many users it has.
     pub fn reload(&self) -> Result<usize> {
         let users = Users::load(&self.path)?;

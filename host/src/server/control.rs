@@ -76,7 +76,10 @@ async fn answer(stream: UnixStream, reloader: &Reloader, registry: &Registry) ->
     let reply = match line.trim() {
         "reload" => {
             let report = reloader.reload_all("control socket").await;
-            format!("{} {}\n", if report.ok { "ok" } else { "error" }, report.lines.join("\n"))
+            let lines = report.lines.join("\n");
+            // The error line heads the answer, so that a part that did
+            // reload does not read as the failure.
+            if report.ok { format!("ok {lines}\n") } else { format!("error not everything reloaded:\n{lines}\n") }
         }
         "status" => status_text(registry),
         other => format!("error unknown command {other:?}; try `reload` or `status`\n"),

@@ -72,7 +72,11 @@ impl Server {
         policy: Arc<dyn Policy>,
     ) -> Result<Server> {
         let certificates = match &config.tls {
-            Some(files) => Some(Arc::new(Certificates::load(files.clone()).context("loading the TLS certificate")?)),
+            Some(files) => {
+                let certificates = Certificates::load(files.clone()).context("loading the TLS certificate")?;
+                info!(cert = %files.cert.display(), "TLS certificate loaded");
+                Some(Arc::new(certificates))
+            }
             None => None,
         };
         let mut listeners = Vec::new();

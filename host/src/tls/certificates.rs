@@ -60,8 +60,10 @@ impl Certificates {
 /// secrecy. No ALPN: SMTP negotiates none.
 fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>> {
     let chain = read_chain(&files.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .with_context(|| format!("reading a private key from {}", files.key.display()))?;
+    let key = match PrivateKeyDer::from_pem_file(&files.key) {
+        Err(rustls::pki_types::pem::Error::NoItemsFound) => bail!("no PEM private key in {}", files.key.display()),
+        key => key.with_context(|| format!("reading a private key from {}", files.key.display()))?,
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
