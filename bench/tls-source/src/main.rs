@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,206 +28,23 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsConnector;
+
+mod args;
+mod tls;
+
+use args::{Mode, Opts, loopback_target, parse_args};
+use tls::connector;
 use tokio_rustls::client::TlsStream;
 
 /// Longest wait for one message (connection set-up included), as tls_source.py's socket timeout.
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// One read buffer per connection; replies are short (EHLO's is the longest).
 const READ_BUF: usize = 4096;
-
-const USAGE: &str = "usage: tls-source [--starttls | --tls-on-connect] [--auth USER:PASS] [--stats] \
-[-c] [-s SESSIONS] [-m MESSAGES] [-l BYTES] [-d] [-f FROM] [-t TO] [-M HELO] HOST:PORT";
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Plain,
-    StartTls,
-    OnConnect,
-}
-
-struct Opts {
-    tls: Mode,
-    auth: Option<String>,
-    stats: bool,
-    count: bool,
-    sessions: usize,
-    messages: usize,
-    length: usize,
-    reuse: bool,
-    from: String,
-    to: String,
-    helo: String,
-    target: String,
-}
-
-fn usage(why: &str) -> ! {
-    eprintln!("tls-source: {why}\n{USAGE}");
-    std::process::exit(2)
-}
-
-fn number(flag: char, v: &str) -> usize {
-    v.parse().unwrap_or_else(|_| usage(&format!("-{flag} wants a number, got {v:?}")))
-}
-
-fn parse_args(args: impl Iterator<Item = String>) -> Opts {
-    let mut o = Opts {
-        tls: Mode::Plain,
-        auth: None,
-        stats: false,
-        count: false,
-        sessions: 1,
-        messages: 1,
-        length: 1024,
-        reuse: false,
-        from: "bench@peers.example".into(),
-        to: "rcpt@peers.example".into(),
-        helo: "peers.localhost".into(),
-        target: String::new(),
-    };
-    let mut args = args.peekable();
-    let mut target = None;
-    while let Some(arg) = args.next() {
-        if let Some(long) = arg.strip_prefix("--") {
-            let (name, inline) = match long.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (long, None),
-            };
-            match name {
-                "starttls" | "tls-on-connect" if o.tls != Mode::Plain => {
-                    usage("--starttls and --tls-on-connect exclude each other")
-                }
-                "starttls" => o.tls = Mode::StartTls,
-                "tls-on-connect" => o.tls = Mode::OnConnect,
-                "stats" => o.stats = true,
-                "auth" => {
-                    let v = inline.or_else(|| args.next()).unwrap_or_else(|| usage("--auth wants USER:PASS"));
-                    if !v.contains(':') {
-                        usage("--auth wants USER:PASS");
-                    }
-                    o.auth = Some(v);
-                }
-                "help" => {
-                    println!("{USAGE}");
-                    std::process::exit(0)
-                }
-                _ => usage(&format!("unknown option {arg}")),
-            }
-        } else if arg.len() > 1 && arg.starts_with('-') {
-            // getopt style: flags may be grouped (-cd), a value may follow its letter (-s20) or be
-            // the next argument (-s 20).
-            for (i, c) in arg[1..].char_indices() {
-                match c {
-                    'c' => o.count = true,
-                    'd' => o.reuse = true,
-                    's' | 'm' | 'l' | 'f' | 't' | 'M' => {
-                        let rest = &arg[1 + i + 1..];
-                        let v = if rest.is_empty() {
-                            args.next().unwrap_or_else(|| usage(&format!("-{c} wants a value")))
-                        } else {
-                            rest.to_string()
-                        };
-                        match c {
-                            's' => o.sessions = number(c, &v),
-                            'm' => o.messages = number(c, &v),
-                            'l' => o.length = number(c, &v),
-                            'f' => o.from = v,
-                            't' => o.to = v,
-                            _ => o.helo = v,
-                        }
-                        break;
-                    }
-                    _ => usage(&format!("unknown flag -{c} in {arg}")),
-                }
-            }
-        } else if target.replace(arg).is_some() {
-            usage("one target only");
-        }
-    }
-    o.target = target.unwrap_or_else(|| usage("no target HOST:PORT"));
-    if o.sessions == 0 {
-        usage("-s must be at least 1");
-    }
-    o
-}
-
-/// HOST:PORT or [V6]:PORT, loopback only (like tls_source.py: these runs skip verification).
-fn loopback_target(t: &str) -> (SocketAddr, ServerName<'static>) {
-    let (host, port) = t.rsplit_once(':').unwrap_or_else(|| usage("target must be HOST:PORT"));
-    let port: u16 = port.parse().unwrap_or_else(|_| usage(&format!("bad port in {t}")));
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") {
-        let name = ServerName::try_from("localhost").expect("a valid name").to_owned();
-        return (SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port), name);
-    }
-    match host.parse::<IpAddr>() {
-        Ok(ip) if ip.is_loopback() => (SocketAddr::new(ip, port), ServerName::IpAddress(ip.into())),
-        _ => {
-            eprintln!("tls-source: loopback targets only (127.0.0.0/8, ::1, localhost), not {host}");
-            std::process::exit(2)
-        }
-    }
-}
-
-/// Certificates are not checked (loopback benchmarks with a throw-away certificate); the
-/// handshake signature is, with the provider's algorithms, so the server did hold the key.
-#[derive(Debug)]
-struct NoCertCheck(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoCertCheck {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn connector() -> TlsConnector {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports TLS 1.2 and 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(NoCertCheck(provider)))
-        .with_no_client_auth();
-    // Every connection a full handshake, as a new client's would be (and tls_source.py's are).
-    config.resumption = rustls::client::Resumption::disabled();
-    TlsConnector::from(Arc::new(config))
-}
 
 fn base64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
