@@ -1,5 +1,5 @@
-//! Real SMTP clients (swaks, curl, Python's smtplib, lettre, msmtp and a
-//! private Postfix instance relaying through us) deliver over STARTTLS and
+//! Real SMTP clients (swaks, curl, Python's smtplib, lettre and msmtp; a
+//! relaying Postfix is in postfix_relay.rs) deliver over STARTTLS and
 //! implicit TLS with AUTH (issue 13). Each stored message must be
 //! byte-exact, and its trace must say TLS, ESMTPSA and who authenticated.
 //!
