@@ -39,6 +39,17 @@ fn serve_help_lists_the_options() {
         "--shutdown-grace",
         "--guest-memory-mib",
         "--guest-call-budget-ms",
+        "--listen-submission",
+        "--listen-tls",
+        "--tls-cert",
+        "--tls-key",
+        "--tls-handshake-timeout",
+        "--require-tls",
+        "--users",
+        "--allow-plaintext-auth",
+        "--auth-failure-delay-ms",
+        "--max-auth-failures",
+        "--received-auth",
     ] {
         assert!(help.contains(option), "`smtpcell serve --help` does not mention {option}:\n{help}");
     }
