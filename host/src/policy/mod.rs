@@ -6,9 +6,11 @@
 mod accept_all;
 mod client;
 mod decide;
+mod networks;
 mod password_file;
 
 pub use accept_all::AcceptAll;
 pub use client::{Client, Role};
 pub use decide::{Decision, EndOfData, EndOfDataDecision, Policy};
+pub use networks::Networks;
 pub use password_file::PasswordFile;

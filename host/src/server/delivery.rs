@@ -141,7 +141,12 @@ fn meta(ctx: &ServerContext, component: &LoadedComponent, client: &Client, envel
         recipients: envelope
             .recipients
             .iter()
-            .map(|r| StoredRecipient { address: r.address.clone(), notify: r.notify.clone(), orcpt: r.orcpt.clone() })
+            .map(|r| StoredRecipient {
+                address: r.address.clone(),
+                notify: r.notify.clone(),
+                orcpt: r.orcpt.clone(),
+                destinations: vec![crate::spool::Destination::Inbox],
+            })
             .collect(),
         protocol: envelope.protocol.clone(),
         body: match envelope.body {

@@ -252,7 +252,12 @@ mod tests {
             client_ip: Ipv4Addr::LOCALHOST.into(),
             helo: "client.test".into(),
             reverse_path: "a@b.test".into(),
-            recipients: vec![super::super::StoredRecipient { address: "c@d.test".into(), notify: None, orcpt: None }],
+            recipients: vec![super::super::StoredRecipient {
+                address: "c@d.test".into(),
+                notify: None,
+                orcpt: None,
+                destinations: vec![super::super::Destination::Inbox],
+            }],
             protocol: "ESMTP".into(),
             body: "7BIT",
             smtputf8: false,

@@ -3,6 +3,7 @@
 
 mod commit;
 mod content;
+mod destination;
 mod maildir;
 mod recovery;
 mod trace;
@@ -16,6 +17,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
 pub use content::HELD_CONTENT_MAX;
+pub use destination::{BadMailbox, Destination, Mailbox};
 pub use maildir::Maildir;
 pub use trace::{rfc5322_date, trace_headers};
 
@@ -25,6 +27,9 @@ pub struct StoredRecipient {
     pub address: String,
     pub notify: Option<String>,
     pub orcpt: Option<String>,
+    /// Where its copies go (one for a mailbox, several for an alias);
+    /// `[Inbox]` on a server without a recipients table.
+    pub destinations: Vec<Destination>,
 }
 
 /// What the spool records about a message besides its content. Every string

@@ -135,7 +135,12 @@ mod tests {
             reverse_path: "alice@example.org".into(),
             recipients: recipients
                 .iter()
-                .map(|a| StoredRecipient { address: a.to_string(), notify: None, orcpt: None })
+                .map(|a| StoredRecipient {
+                    address: a.to_string(),
+                    notify: None,
+                    orcpt: None,
+                    destinations: vec![super::Destination::Inbox],
+                })
                 .collect(),
             protocol: "ESMTP".into(),
             body: "8BITMIME",
