@@ -139,7 +139,7 @@ mod tests {
                     address: a.to_string(),
                     notify: None,
                     orcpt: None,
-                    destinations: vec![super::Destination::Inbox],
+                    destinations: vec![crate::spool::Destination::Inbox],
                 })
                 .collect(),
             protocol: "ESMTP".into(),
