@@ -15,10 +15,12 @@ pub enum Destination {
     Inbox,
     /// A local user's own Maildir, `ROOT/domain/user/`.
     Mailbox(Mailbox),
-    /// The outgoing Maildir: mail for other domains, accepted from an
-    /// authenticated client or a relay network, waiting for a delivery
-    /// agent (its trace names every recipient routed here).
-    Outgoing,
+    /// The outgoing Maildir, for this forward-path: mail for other
+    /// domains accepted from an authenticated client or a relay network
+    /// (the recipient's own address), or a recipients-table alias whose
+    /// target is at another domain (the target). One copy per message
+    /// holds them all, its trace naming each, for a delivery agent.
+    Outgoing(String),
 }
 
 /// A local mailbox: a user at one of our domains, both lower case and safe
