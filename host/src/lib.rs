@@ -1,6 +1,7 @@
 //! smtpcell: an SMTP server whose protocol handling runs in a sandboxed
 //! WebAssembly component, one instance per connection.
 //!
+//! - [`config`]: the flags and the configuration file, merged into the settings.
 //! - [`runtime`]: wasmtime engine, compiled component versions, sandboxes.
 //! - [`server`]: sockets, timeouts, limits, graceful shutdown.
 //! - [`spool`]: durable storage of accepted mail (Maildir by default).
@@ -9,6 +10,7 @@
 //! - [`transcript`]: the shared transcript corpus and its runner.
 //! - [`users`]: the users file for SMTP AUTH (Dovecot passwd-file) and `smtpcell passwd`.
 
+pub mod config;
 pub mod policy;
 pub mod runtime;
 pub mod server;

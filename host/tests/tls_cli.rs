@@ -21,6 +21,8 @@ use support::*;
 /// `\0alice\0s3cret pass` and `\0bob\0hunter2 hunter2` in base64 (RFC 4616).
 const ALICE_PLAIN: &str = "AGFsaWNlAHMzY3JldCBwYXNz";
 const BOB_PLAIN: &str = "AGJvYgBodW50ZXIyIGh1bnRlcjI=";
+/// `\0carol\0carol's password`: added to the users file with a reload that is refused.
+const CAROL_PLAIN: &str = "AGNhcm9sAGNhcm9sJ3MgcGFzc3dvcmQ=";
 
 fn passwd(users: &Path, user: &str, password: &str) -> String {
     let mut child = Command::new(BIN)
@@ -146,7 +148,7 @@ fn certificates_and_users_reload_without_dropping_connections() {
     let reload = server.control("reload");
     assert!(reload.status.success(), "{reload:?}");
     let text = stdout(&reload);
-    assert!(text.contains("certificate reloaded") && text.contains("2 users reloaded"), "{text}");
+    assert!(text.contains("certificate reloaded") && text.contains("2 users from"), "{text}");
     // The connection from before goes on, on the old certificate.
     assert!(command(&mut before, "MAIL FROM:<alice@example.org>").starts_with("250 "));
     // New connections get the new certificate, and bob may log in.
@@ -155,12 +157,19 @@ fn certificates_and_users_reload_without_dropping_connections() {
     command(&mut after, "EHLO x");
     assert!(command(&mut after, &format!("AUTH PLAIN {BOB_PLAIN}")).starts_with("235 "));
 
-    // A key that does not fit the certificate is refused; B serves on.
+    // A key that does not fit the certificate refuses the whole reload:
+    // B serves on, and carol, added to the users file at the same time,
+    // is not let in.
     std::fs::write(&key, &key_a).unwrap();
+    passwd(&users, "carol", "carol's password");
     let refused = server.control("reload");
     assert!(!refused.status.success(), "{refused:?}");
-    assert!(stderr(&refused).contains("certificate refused"), "{refused:?}");
+    let reason = stderr(&refused);
+    assert!(reason.contains("nothing changed") && reason.contains("certificate: the key"), "{reason}");
     assert!(connect_tls(tls_addr, &cert_b).is_ok());
+    let mut carol = connect_tls(tls_addr, &cert_b).unwrap();
+    command(&mut carol, "EHLO x");
+    assert!(command(&mut carol, &format!("AUTH PLAIN {CAROL_PLAIN}")).starts_with("535 "));
     assert!(command(&mut before, "QUIT").starts_with("221 "));
 
     // Debug logging shows who logged in, never a password.

@@ -53,11 +53,14 @@ pub struct Client {
     /// same string the guest records for the envelope
     /// (`Credentials::authenticated_as`).
     pub authenticated: Option<String>,
+    /// Recipients refused in this session for not existing or for relay
+    /// (550 5.1.1, 550 5.7.1): what a directory harvest piles up.
+    pub refused_recipients: u32,
 }
 
 impl Client {
     /// A client that has just connected to a listener of `role`.
     pub fn connected(role: Role, ip: IpAddr, port: u16) -> Client {
-        Client { role, ip: ip.to_canonical(), port, tls: None, authenticated: None }
+        Client { role, ip: ip.to_canonical(), port, tls: None, authenticated: None, refused_recipients: 0 }
     }
 }

@@ -16,6 +16,7 @@ use std::pin::Pin;
 use smtp_core::{Answer, AuthMechanisms, Credentials, Envelope, Hello, MailRequest, Questions, RcptRequest, Reason};
 
 use super::client::Client;
+use crate::spool::Destination;
 
 /// A decision in progress.
 pub type Decision<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
@@ -28,6 +29,20 @@ pub type Decision<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
 pub enum EndOfData {
     Accept { headers: Vec<u8> },
     Refuse(smtp_core::Refusal),
+}
+
+/// What a connection holds for as long as it lasts once admitted (a
+/// concurrency slot, released when dropped).
+pub type Admission = Box<dyn Send + Sync>;
+
+/// Why a new connection is turned away before its session starts: the
+/// host answers `421 4.7.0 <hostname> <why>, try again later` and closes,
+/// as for its own connection limits (no sandbox is created for a client
+/// refused at the door).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Turnaway {
+    /// Lower case, without a full stop: `too many connections from your network`.
+    pub why: &'static str,
 }
 
 /// An end-of-data decision in progress.
@@ -44,6 +59,14 @@ pub trait Policy: Send + Sync + 'static {
     /// and the end of a message are always asked.
     fn questions(&self) -> Questions {
         Questions::default()
+    }
+
+    /// A client's connection, before its session starts (after a PROXY
+    /// header, so `client` is the real client): rate limits on connections.
+    /// The admission is held until the connection ends.
+    fn admit(&self, client: &Client) -> Result<Option<Admission>, Turnaway> {
+        let _ = client;
+        Ok(None)
     }
 
     /// A client connected; refusing gives it 554 (only QUIT is served) or,
@@ -69,6 +92,14 @@ pub trait Policy: Send + Sync + 'static {
     fn rcpt<'a>(&'a self, client: &'a Client, rcpt: &'a RcptRequest) -> Decision<'a> {
         let _ = (client, rcpt);
         decided(Answer::ACCEPT)
+    }
+
+    /// Where an accepted recipient's copies go (asked at `message-begin`,
+    /// for each forward-path of the envelope, of the policy that accepted
+    /// it): the one Maildir unless the policy has a recipients table.
+    fn destinations(&self, client: &Client, forward_path: &str) -> Vec<Destination> {
+        let _ = (client, forward_path);
+        vec![Destination::Inbox]
     }
 
     /// The SASL mechanisms whose credentials [`Policy::auth`] checks; none

@@ -4,13 +4,24 @@
 //! answer into SMTP.
 
 mod accept_all;
+mod address;
 mod client;
+mod clock;
 mod decide;
+mod greylist;
 mod networks;
 mod password_file;
+mod rate_limits;
+mod recipients;
+mod rules;
 
 pub use accept_all::AcceptAll;
 pub use client::{Client, Role};
-pub use decide::{Decision, EndOfData, EndOfDataDecision, Policy};
+pub use clock::{Clock, SystemClock};
+pub use decide::{Admission, Decision, EndOfData, EndOfDataDecision, Policy, Turnaway};
+pub use greylist::{Greylist, GreylistingConfig};
 pub use networks::Networks;
 pub use password_file::PasswordFile;
+pub use rate_limits::{RateLimits, RateLimitsConfig};
+pub use recipients::{Domains, RecipientTable};
+pub use rules::{Rules, RulesConfig};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use smtp_core::{AuthMechanisms, Config as SessionConfig, Extensions, Questions};
 
-use crate::policy::Role;
+use crate::policy::{Networks, Role};
 use crate::tls::TlsFiles;
 
 /// Timeouts from RFC 5321 section 4.5.3.2, and the server's own limits.
@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub data_end_timeout: Duration,
     /// How long a shutdown waits for sessions in the middle of a message.
     pub shutdown_grace: Duration,
+    /// Load balancers that send a PROXY protocol header.
+    pub proxy_networks: Networks,
 }
 
 impl ServerConfig {
@@ -136,6 +138,7 @@ impl Default for ServerConfig {
             data_timeout: Duration::from_secs(180),
             data_end_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
+            proxy_networks: Networks::default(),
         }
     }
 }

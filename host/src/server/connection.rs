@@ -37,6 +37,7 @@ use super::config::ServerConfig;
 use super::delivery::Delivery;
 use super::guard::ActionGuard;
 use super::listener::ServerContext;
+use super::policy_slot::InForce;
 use super::stream::ClientStream;
 use crate::policy::{Client, Role};
 use crate::runtime::{GuestFault, GuestSession, LoadedComponent, PeerInfo};
@@ -87,10 +88,25 @@ pub async fn serve_connection(ctx: Arc<ServerContext>, tcp: TcpStream, peer: Soc
     // reloads happen meanwhile.
     let lease = ctx.registry.current().lease();
     let component = lease.component();
+    // So is the policy.
+    let in_force = ctx.policies.current();
     let span = info_span!("conn", %peer, role = %role.name(), component = %component.label());
     async move {
         debug!("accepted");
         let mut client = Client::connected(role, peer.ip(), peer.port());
+        let _admission = match in_force.policy.admit(&client) {
+            Ok(admission) => admission,
+            Err(turnaway) => {
+                info!(why = turnaway.why, "connection refused by the rate limits");
+                let reply = format!("421 4.7.0 {} {}, try again later\r\n", ctx.config.hostname, turnaway.why);
+                // An implicit-TLS client could not read plaintext: it is closed.
+                if role != Role::Submissions {
+                    let mut tcp = tcp;
+                    let _ = send(&mut tcp, reply.as_bytes(), &ctx.config).await;
+                }
+                return;
+            }
+        };
         // Implicit TLS: the handshake comes before anything else, the
         // greeting included (RFC 8314 section 3.3).
         let stream = if role == Role::Submissions {
@@ -104,7 +120,7 @@ pub async fn serve_connection(ctx: Arc<ServerContext>, tcp: TcpStream, peer: Soc
         } else {
             ClientStream::Plain(tcp)
         };
-        let (ended, mut stream) = match Connection::start(&ctx, component, stream, client).await {
+        let (ended, mut stream) = match Connection::start(&ctx, component, &in_force, stream, client).await {
             Ok(mut connection) => {
                 let ended = connection.run().await;
                 // Whatever ended the session, a message not answered is
@@ -162,6 +178,8 @@ async fn handshake(ctx: &ServerContext, tcp: TcpStream) -> io::Result<(TlsStream
 struct Connection<'c> {
     ctx: &'c ServerContext,
     component: &'c Arc<LoadedComponent>,
+    /// The policy this connection started under.
+    in_force: &'c InForce,
     stream: ClientStream,
     guest: GuestSession,
     guard: ActionGuard,
@@ -182,11 +200,12 @@ impl<'c> Connection<'c> {
     async fn start(
         ctx: &'c ServerContext,
         component: &'c Arc<LoadedComponent>,
+        in_force: &'c InForce,
         stream: ClientStream,
         client: Client,
     ) -> Result<Self, (GuestFault, ClientStream)> {
         let peer_info = PeerInfo { ip: client.ip.to_string(), port: client.port };
-        let guest = match GuestSession::start(component, ctx.guest_config(client.role), &peer_info).await {
+        let guest = match GuestSession::start(component, in_force.guest_config(client.role), &peer_info).await {
             Ok(guest) => guest,
             Err(fault) => return Err((fault, stream)),
         };
@@ -194,6 +213,7 @@ impl<'c> Connection<'c> {
         Ok(Connection {
             ctx,
             component,
+            in_force,
             stream,
             guest,
             guard: ActionGuard::new(ctx.config.max_message_size, ctx.config.max_recipients, tls_offered),
@@ -251,7 +271,8 @@ impl<'c> Connection<'c> {
             match action {
                 Action::Send(bytes) => self.out.extend_from_slice(&bytes),
                 Action::MessageBegin(envelope) => {
-                    self.delivery = Some(Delivery::begin(self.ctx, self.component, &self.client, envelope));
+                    let policy = &*self.in_force.policy;
+                    self.delivery = Some(Delivery::begin(self.ctx, self.component, policy, &self.client, envelope));
                 }
                 Action::MessageData(bytes) => {
                     if let Some(delivery) = &mut self.delivery {
@@ -276,14 +297,14 @@ impl<'c> Connection<'c> {
     /// temporary local error (451 4.3.0; at connect 421 4.3.0 and close).
     /// The end of a message is bounded with its storage (`Delivery::finish`).
     async fn decide(&mut self, question: Question) -> Answer {
-        let policy = &*self.ctx.policy;
+        let policy = &*self.in_force.policy;
         let client = &self.client;
         let decision = match &question {
             Question::MessageEnd => {
                 let Some(delivery) = self.delivery.take() else {
                     return Answer::refuse(Reason::LocalError, false);
                 };
-                return delivery.finish(self.ctx, client, self.ctx.config.data_end_timeout).await;
+                return delivery.finish(policy, client, self.ctx.config.data_end_timeout).await;
             }
             Question::Connect => policy.connect(client),
             Question::Helo(hello) => policy.helo(client, hello),
@@ -303,6 +324,11 @@ impl<'c> Connection<'c> {
                 Answer::refuse(Reason::LocalError, false)
             }
         };
+        if let (Question::Rcpt(_), Answer::Refuse(refusal)) = (&question, &answer)
+            && matches!(refusal.reason, Reason::NoSuchUser | Reason::RelayDenied)
+        {
+            self.client.refused_recipients += 1;
+        }
         if let Question::Auth(credentials) = &question {
             match &answer {
                 Answer::Accept(text) => {

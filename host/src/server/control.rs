@@ -79,7 +79,11 @@ async fn answer(stream: UnixStream, reloader: &Reloader, registry: &Registry) ->
             let lines = report.lines.join("\n");
             // The error line heads the answer, so that a part that did
             // reload does not read as the failure.
-            if report.ok { format!("ok {lines}\n") } else { format!("error not everything reloaded:\n{lines}\n") }
+            if report.ok {
+                format!("ok {lines}\n")
+            } else {
+                format!("error reload refused, nothing changed:\n{lines}\n")
+            }
         }
         "status" => status_text(registry),
         other => format!("error unknown command {other:?}; try `reload` or `status`\n"),

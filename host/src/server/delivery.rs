@@ -14,7 +14,7 @@ use smtp_core::{Answer, BodyType, DsnReturn, Envelope, Reason};
 use tracing::{info, warn};
 
 use super::listener::ServerContext;
-use crate::policy::{Client, EndOfData};
+use crate::policy::{Client, EndOfData, Policy};
 use crate::runtime::LoadedComponent;
 use crate::spool::{MessageMeta, StoredRecipient, Transaction, is_storage_full};
 
@@ -30,8 +30,15 @@ pub struct Delivery {
 
 impl Delivery {
     /// Opens storage for the message `envelope` announces.
-    pub fn begin(ctx: &ServerContext, component: &LoadedComponent, client: &Client, envelope: Envelope) -> Delivery {
-        let storage = ctx.spool.begin(&meta(ctx, component, client, &envelope)).inspect_err(|err| {
+    /// `policy` says where each recipient's copies go.
+    pub fn begin(
+        ctx: &ServerContext,
+        component: &LoadedComponent,
+        policy: &dyn Policy,
+        client: &Client,
+        envelope: Envelope,
+    ) -> Delivery {
+        let storage = ctx.spool.begin(&meta(ctx, component, policy, client, &envelope)).inspect_err(|err| {
             warn!(%err, "cannot open storage for a message");
         });
         Delivery { envelope, storage, size: 0 }
@@ -55,7 +62,7 @@ impl Delivery {
     /// decision and the storage together may take `bound` (the data-end
     /// timeout); past it the client hears 451 and the transaction is
     /// cancelled before it becomes visible.
-    pub async fn finish(self, ctx: &ServerContext, client: &Client, bound: Duration) -> Answer {
+    pub async fn finish(self, policy: &dyn Policy, client: &Client, bound: Duration) -> Answer {
         let deadline = Instant::now() + bound;
         let failure = |err: &io::Error| {
             let reason = if is_storage_full(err) { Reason::StorageFull } else { Reason::LocalError };
@@ -65,7 +72,7 @@ impl Delivery {
             Ok(txn) => txn,
             Err(err) => return failure(&err),
         };
-        let decision = tokio::time::timeout_at(deadline, ctx.policy.end_of_data(client, &self.envelope, self.size));
+        let decision = tokio::time::timeout_at(deadline, policy.end_of_data(client, &self.envelope, self.size));
         let Ok(decision) = decision.await else {
             warn!("the policy did not decide the end of data in time; message not stored");
             return Answer::refuse(Reason::LocalError, false);
@@ -132,7 +139,13 @@ fn well_formed(headers: &[u8]) -> bool {
     })
 }
 
-fn meta(ctx: &ServerContext, component: &LoadedComponent, client: &Client, envelope: &Envelope) -> MessageMeta {
+fn meta(
+    ctx: &ServerContext,
+    component: &LoadedComponent,
+    policy: &dyn Policy,
+    client: &Client,
+    envelope: &Envelope,
+) -> MessageMeta {
     MessageMeta {
         server_hostname: ctx.config.hostname.clone(),
         client_ip: client.ip,
@@ -145,7 +158,7 @@ fn meta(ctx: &ServerContext, component: &LoadedComponent, client: &Client, envel
                 address: r.address.clone(),
                 notify: r.notify.clone(),
                 orcpt: r.orcpt.clone(),
-                destinations: vec![crate::spool::Destination::Inbox],
+                destinations: policy.destinations(client, &r.address),
             })
             .collect(),
         protocol: envelope.protocol.clone(),

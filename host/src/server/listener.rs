@@ -18,32 +18,24 @@ use super::backoff::{Backoff, Throttle};
 use super::config::ServerConfig;
 use super::connection::serve_connection;
 use super::per_ip::PerIpLimit;
+use super::policy_slot::PolicySlot;
 use super::spare::{Spare, out_of_descriptors};
 use crate::policy::{Policy, Role};
-use crate::runtime::{GuestConfig, Registry, guest_config};
+use crate::runtime::Registry;
 use crate::spool::Spool;
 use crate::tls::Certificates;
 
 /// What every connection task shares.
 pub struct ServerContext {
     pub config: ServerConfig,
-    /// The session configuration of each role, in [`Role::ALL`] order.
-    guest_configs: [GuestConfig; 3],
     /// The certificate, when TLS is configured.
     pub certificates: Option<Arc<Certificates>>,
     pub registry: Arc<Registry>,
     pub spool: Arc<dyn Spool>,
-    /// Decides every question the guests ask.
-    pub policy: Arc<dyn Policy>,
+    /// Decides every question the guests ask; replaced at a reload.
+    pub policies: Arc<PolicySlot>,
     /// Becomes `true` when the server starts draining.
     pub shutdown: watch::Receiver<bool>,
-}
-
-impl ServerContext {
-    /// The configuration for sessions of a listener of `role`.
-    pub fn guest_config(&self, role: Role) -> &GuestConfig {
-        &self.guest_configs[role as usize]
-    }
 }
 
 /// One listening socket and the service it provides.
@@ -79,6 +71,7 @@ impl Server {
             }
             None => None,
         };
+        let policies = Arc::new(PolicySlot::new(&config, policy)?);
         let mut listeners = Vec::new();
         for (role, addr) in [
             (Role::Mx, Some(config.listen)),
@@ -89,9 +82,6 @@ impl Server {
             if role != Role::Mx && certificates.is_none() {
                 bail!("the {} listener needs a certificate (--tls-cert and --tls-key)", role.name());
             }
-            if role.requires_auth() && !policy.auth_mechanisms().any() {
-                bail!("the {} listener needs AUTH: give a users file (--users)", role.name());
-            }
             let socket = listen(addr, config.max_connections).with_context(|| format!("listening on {addr}"))?;
             listeners.push(Listener { socket, role });
         }
@@ -100,10 +90,7 @@ impl Server {
         }
         let spare = Spare::open().context("opening /dev/null as the spare file descriptor")?;
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let guest_configs = Role::ALL
-            .map(|role| guest_config(&config.session_config(role, policy.questions(), policy.auth_mechanisms())));
-        let context =
-            Arc::new(ServerContext { config, guest_configs, certificates, registry, spool, policy, shutdown });
+        let context = Arc::new(ServerContext { config, certificates, registry, spool, policies, shutdown });
         Ok(Server { listeners, spare, context, shutdown_tx })
     }
 
@@ -115,6 +102,11 @@ impl Server {
     /// The address of the listener of `role`, if there is one.
     pub fn addr(&self, role: Role) -> Option<SocketAddr> {
         self.listeners.iter().find(|l| l.role == role).and_then(|l| l.socket.local_addr().ok())
+    }
+
+    /// The policy in force, for reloads.
+    pub fn policies(&self) -> Arc<PolicySlot> {
+        self.context.policies.clone()
     }
 
     /// The certificate in use, for reloads.

@@ -10,10 +10,12 @@ mod delivery;
 mod guard;
 mod listener;
 mod per_ip;
+mod policy_slot;
 mod reload;
 mod spare;
 mod stream;
 
 pub use config::ServerConfig;
 pub use listener::{Server, ServerContext};
-pub use reload::{FileStamp, ReloadReport, ReloadableFiles, Reloader, Swapped};
+pub use policy_slot::{InForce, PolicySlot};
+pub use reload::{FileStamp, PolicyBuilder, ReloadReport, ReloadableFiles, Reloader, Swapped};

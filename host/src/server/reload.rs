@@ -8,8 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::policy::PasswordFile;
-use crate::runtime::{CacheOutcome, Refused, Registry, Runtime};
+use super::policy_slot::PolicySlot;
+use crate::policy::Policy;
+use crate::runtime::{CacheOutcome, Refused, Registry, Runtime, Validated};
 use crate::tls::Certificates;
 
 /// A successful swap.
@@ -37,17 +38,23 @@ impl std::fmt::Display for Swapped {
     }
 }
 
-/// The files other than the component that a reload reads again.
+/// Builds the policy again from its files, for a reload: the
+/// configuration file, the tables it names, the users file. The lines
+/// say what was loaded (for the reload's report).
+pub type PolicyBuilder = Arc<dyn Fn() -> anyhow::Result<(Arc<dyn Policy>, Vec<String>)> + Send + Sync>;
+
+/// What a reload reads again besides the component.
 #[derive(Clone, Default)]
 pub struct ReloadableFiles {
-    /// `--tls-cert` and `--tls-key`.
+    /// The certificate and key.
     pub certificates: Option<Arc<Certificates>>,
-    /// `--users`.
-    pub users: Option<Arc<PasswordFile>>,
+    /// The policy in force and how to build it anew; `None` when nothing
+    /// it is built from can change (the embedded default without users).
+    pub policy: Option<(Arc<PolicySlot>, PolicyBuilder)>,
 }
 
-/// What [`Reloader::reload_all`] did: one line per part, and whether every
-/// part succeeded.
+/// What [`Reloader::reload_all`] did: one line per part, and whether it
+/// was applied (all parts) or refused (none).
 #[derive(Debug)]
 pub struct ReloadReport {
     pub ok: bool,
@@ -55,7 +62,7 @@ pub struct ReloadReport {
 }
 
 /// Reloads the component file the server was started with, and with
-/// [`Reloader::reload_all`] the certificate and the users file.
+/// [`Reloader::reload_all`] the certificate and the policy.
 pub struct Reloader {
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
@@ -84,49 +91,80 @@ impl Reloader {
     }
 
     /// `smtpcell reload` and SIGHUP: the component (when served from a
-    /// file), the certificate and the users file, each on its own: a part
-    /// that fails keeps what it had, the others still reload. Each part's
-    /// outcome is logged.
+    /// file), the certificate, and the policy (the configuration file, the
+    /// tables it names, the users file). Every part is read and checked
+    /// first; only when all of them are good are they installed, together,
+    /// and a reload with any bad part is refused whole, with every reason:
+    /// what serves stays as it was. Connections in progress keep the
+    /// component and the policy they started with. The outcome is logged.
     pub async fn reload_all(&self, trigger: &str) -> ReloadReport {
-        let mut report = ReloadReport { ok: true, lines: Vec::new() };
-        let nothing_else = self.files.certificates.is_none() && self.files.users.is_none();
-        if self.source.is_some() || nothing_else {
-            match self.reload(trigger).await {
-                Ok(swapped) => report.lines.push(swapped.to_string()),
-                Err(refused) => report.failed(refused.to_string()),
+        let _one_at_a_time = self.busy.lock().await;
+        let started = Instant::now();
+        let mut refused = Vec::new();
+        let nothing_else = self.files.certificates.is_none() && self.files.policy.is_none();
+        let component = if self.source.is_some() || nothing_else {
+            match self.validate().await {
+                Ok(validated) => Some(validated),
+                Err(reason) => {
+                    refused.push(reason.to_string());
+                    None
+                }
             }
+        } else {
+            None
+        };
+        let certificate = match &self.files.certificates {
+            Some(certificates) => match certificates.prepare() {
+                Ok(prepared) => Some((certificates, prepared)),
+                Err(err) => {
+                    refused.push(format!("certificate: {err:#}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let policy = match &self.files.policy {
+            Some((slot, build)) => {
+                let build = build.clone();
+                let built = tokio::task::spawn_blocking(move || build())
+                    .await
+                    .unwrap_or_else(|err| Err(anyhow::anyhow!("the policy build failed: {err}")));
+                match built.and_then(|(policy, lines)| Ok((slot.prepare(policy)?, lines))) {
+                    Ok((in_force, lines)) => Some((slot, in_force, lines)),
+                    Err(err) => {
+                        refused.push(format!("policy: {err:#}"));
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        if !refused.is_empty() {
+            for reason in &refused {
+                warn!(trigger, %reason, "reload refused: nothing changed");
+            }
+            return ReloadReport { ok: false, lines: refused };
         }
-        if let Some(certificates) = &self.files.certificates {
+        let mut lines = Vec::new();
+        if let Some(validated) = component {
+            let swapped = self.swap(validated, started);
+            info!(trigger, %swapped, "component reloaded");
+            lines.push(swapped.to_string());
+        }
+        if let Some((certificates, prepared)) = certificate {
+            certificates.install(prepared);
             let cert = certificates.files().cert.display();
-            match certificates.reload() {
-                Ok(()) => {
-                    info!(trigger, %cert, "TLS certificate reloaded");
-                    report.lines.push(format!("certificate reloaded from {cert}"));
-                }
-                Err(err) => {
-                    warn!(
-                        trigger,
-                        err = format!("{err:#}"),
-                        "certificate reload refused; the current one keeps serving"
-                    );
-                    report.failed(format!("certificate refused, the current one keeps serving: {err:#}"));
-                }
-            }
+            info!(trigger, %cert, "TLS certificate reloaded");
+            lines.push(format!("certificate reloaded from {cert}"));
         }
-        if let Some(users) = &self.files.users {
-            let path = users.path().display();
-            match users.reload() {
-                Ok(count) => {
-                    info!(trigger, %path, count, "users file reloaded");
-                    report.lines.push(format!("{count} users reloaded from {path}"));
-                }
-                Err(err) => {
-                    warn!(trigger, err = format!("{err:#}"), "users file refused; the current users stay");
-                    report.failed(format!("users file refused, the current users stay: {err:#}"));
-                }
+        if let Some((slot, in_force, policy_lines)) = policy {
+            slot.install(in_force);
+            for line in &policy_lines {
+                info!(trigger, what = %line, "policy reloaded");
             }
+            lines.extend(policy_lines);
         }
-        report
+        ReloadReport { ok: true, lines }
     }
 
     pub fn source(&self) -> Option<&PathBuf> {
@@ -150,6 +188,12 @@ impl Reloader {
     async fn try_reload(&self) -> Result<Swapped, Refused> {
         let _one_at_a_time = self.busy.lock().await;
         let started = Instant::now();
+        let validated = self.validate().await?;
+        Ok(self.swap(validated, started))
+    }
+
+    /// Reads and validates the component file, without using it yet.
+    async fn validate(&self) -> Result<Validated, Refused> {
         let Some(path) = &self.source else {
             return Err(Refused {
                 step: "read",
@@ -159,17 +203,14 @@ impl Reloader {
         let bytes = tokio::fs::read(path)
             .await
             .map_err(|e| Refused { step: "read", reason: format!("{}: {e}", path.display()) })?;
-        let validated = self.runtime.validate(bytes).await?;
+        self.runtime.validate(bytes).await
+    }
+
+    /// New connections get `validated` from now on.
+    fn swap(&self, validated: Validated, started: Instant) -> Swapped {
         let to = validated.component.label();
         let from = self.registry.swap(validated.component).label();
-        let swapped = Swapped {
-            from,
-            to,
-            elapsed: started.elapsed(),
-            cache: validated.cache,
-            transcripts: validated.transcripts,
-        };
-        Ok(swapped)
+        Swapped { from, to, elapsed: started.elapsed(), cache: validated.cache, transcripts: validated.transcripts }
     }
 
     /// `--watch`: reloads whenever the file changes from `loaded`, the
@@ -200,13 +241,6 @@ impl Reloader {
             }
             previous = now;
         }
-    }
-}
-
-impl ReloadReport {
-    fn failed(&mut self, line: String) {
-        self.ok = false;
-        self.lines.push(line);
     }
 }
 

@@ -46,14 +46,20 @@ impl Certificates {
         TlsAcceptor::from(self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone())
     }
 
-    /// Reads the files again and swaps the result in; on error the
-    /// configuration in use stays.
-    pub fn reload(&self) -> Result<()> {
-        let config = server_config(&self.files)?;
-        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = config;
-        Ok(())
+    /// Reads the files again, without using them yet (a reload checks
+    /// every part before it installs any). Errors as [`Certificates::load`].
+    pub fn prepare(&self) -> Result<PreparedCertificate> {
+        Ok(PreparedCertificate(server_config(&self.files)?))
+    }
+
+    /// Handshakes from now on use `prepared`.
+    pub fn install(&self, prepared: PreparedCertificate) {
+        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = prepared.0;
     }
 }
+
+/// A certificate and key read and checked by [`Certificates::prepare`].
+pub struct PreparedCertificate(Arc<ServerConfig>);
 
 /// TLS 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and 1.1; rustls has
 /// neither), with rustls's default cipher suites, all AEAD with forward

@@ -1,0 +1,63 @@
+//! Building the policy from the settings, at start-up and at each reload.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+
+use super::Options;
+use crate::policy::{AcceptAll, Clock, PasswordFile, Policy, Rules, RulesConfig};
+use crate::server::PolicyBuilder;
+
+/// One line each for what a policy has, for the start-up log and reload reports.
+pub fn policy_summary(rules: &RulesConfig, built: Option<&Rules>) -> Vec<String> {
+    let mut lines = vec![format!("{} domains", rules.domains.len())];
+    if let Some(built) = built
+        && let Some(path) = &rules.recipients
+    {
+        lines.push(format!("{} recipients from {}", built.recipients(), path.display()));
+    }
+    if !rules.relay_networks.is_empty() {
+        lines.push(format!("relay networks {:?}", rules.relay_networks));
+    }
+    if rules.rate_limits.any() {
+        lines.push("rate limits on".into());
+    }
+    if rules.greylisting.enabled {
+        lines.push(format!("greylisting on ({})", rules.greylisting.database.display()));
+    }
+    lines
+}
+
+/// How the policy is built at start-up and at each reload: the flags kept,
+/// the file read again. The last policy built hands its rate-limit
+/// counters and greylisting database on (see [`Rules::build`]).
+pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Clock>) -> PolicyBuilder {
+    let last: Mutex<Option<Arc<Rules>>> = Mutex::new(None);
+    Arc::new(move || {
+        let settings = super::load(&flags, config.as_deref())?;
+        let mut lines = Vec::new();
+        let users = match &settings.users {
+            Some(path) => {
+                let users = PasswordFile::open(path).context("loading the users file")?;
+                lines.push(format!("{} users from {}", users.count(), path.display()));
+                Some(Arc::new(users))
+            }
+            None => None,
+        };
+        let policy: Arc<dyn Policy> = match settings.rules {
+            Some(rules_config) => {
+                let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let rules = Arc::new(Rules::build(rules_config, users, clock.clone(), last.as_deref())?);
+                lines.extend(policy_summary(rules.config(), Some(&rules)));
+                *last = Some(rules.clone());
+                rules
+            }
+            None => match users {
+                Some(users) => users,
+                None => Arc::new(AcceptAll),
+            },
+        };
+        Ok((policy, lines))
+    })
+}

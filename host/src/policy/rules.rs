@@ -1,0 +1,244 @@
+//! The policy of a configuration file: who may send what to whom (issue
+//! 14). Every decision is taken at the SMTP stage RFC 5321 puts it at:
+//!
+//! - a new connection ([`Policy::admit`]): rate limits on connections, per
+//!   client address and per network; refused with the host's 421 4.7.0
+//!   before a sandbox is created.
+//! - MAIL: messages per minute per client and network, per hour per
+//!   authenticated user and per reverse-path (451 4.7.1).
+//! - RCPT, in this order: a session that has had its fill of refused
+//!   recipients ends (421 4.7.0: directory harvesting); a recipient at a
+//!   local domain must be in the recipients table (550 5.1.1); one at
+//!   another domain is relayed only for an authenticated client or a
+//!   relay network (550 5.7.1, RFC 5321 section 4.3.2 lists 550 for
+//!   RCPT); greylisting for unauthenticated mail to local recipients
+//!   (451 4.7.1); recipients per minute (451 4.7.1). Greylisted attempts do
+//!   not count against the rate limits.
+//! - AUTH: a client or network past its failed-AUTH rate is cut off (421
+//!   4.7.0) without its password being checked; the users file decides.
+//!
+//! Closed by default: with a configuration file and no `domains` or
+//! `relay_networks`, only authenticated clients can have a recipient
+//! accepted.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use smtp_core::{Answer, AuthMechanisms, Credentials, MailRequest, Questions, RcptRequest, Reason, Refusal};
+use tracing::info;
+
+use super::address::split;
+use super::client::Client;
+use super::clock::Clock;
+use super::decide::{Admission, Decision, Policy, Turnaway};
+use super::greylist::{Greylist, GreylistingConfig, Verdict};
+use super::networks::Networks;
+use super::password_file::PasswordFile;
+use super::rate_limits::{RateLimits, RateLimitsConfig};
+use super::recipients::{Domains, Lookup, RecipientTable};
+use crate::spool::Destination;
+
+/// The policy keys of a configuration file, checked.
+#[derive(Clone, Debug, Default)]
+pub struct RulesConfig {
+    /// `domains`: the domains we receive mail for.
+    pub domains: Domains,
+    /// `recipients`: the recipients table; without one every user at a
+    /// local domain exists, and their mail goes to the one Maildir.
+    pub recipients: Option<PathBuf>,
+    /// `recipient_delimiter` (default `+`).
+    pub recipient_delimiter: String,
+    /// `relay_networks`: clients that may relay without AUTH.
+    pub relay_networks: Networks,
+    /// `max_refused_recipients`: 0 is no limit.
+    pub max_refused_recipients: u32,
+    pub rate_limits: RateLimitsConfig,
+    pub greylisting: GreylistingConfig,
+}
+
+/// Where one forward-path goes, or why it may not.
+enum Route<'a> {
+    Local(&'a [Destination]),
+    /// At a local domain, without a recipients table: the one Maildir.
+    Inbox,
+    Relay,
+    Refused(Reason),
+}
+
+/// The configured policy (see the module documentation).
+pub struct Rules {
+    config: RulesConfig,
+    table: Option<RecipientTable>,
+    users: Option<Arc<PasswordFile>>,
+    rate_limits: Option<Arc<RateLimits>>,
+    greylist: Option<Arc<Greylist>>,
+}
+
+impl Rules {
+    /// Builds the policy of `config`: reads the recipients table, and opens
+    /// the greylisting database. `previous` is the policy in force, if any:
+    /// its rate-limit counters and its greylisting database are kept when
+    /// their configuration did not change (a reload must not forgive every
+    /// client its rate, and the database is open only once). Errors name
+    /// the file at fault.
+    pub fn build(
+        config: RulesConfig,
+        users: Option<Arc<PasswordFile>>,
+        clock: Arc<dyn Clock>,
+        previous: Option<&Rules>,
+    ) -> Result<Rules> {
+        let table = match &config.recipients {
+            Some(path) => Some(
+                RecipientTable::load(path, &config.domains, &config.recipient_delimiter)
+                    .with_context(|| format!("loading the recipients table {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let rate_limits = match previous.and_then(|p| p.rate_limits.clone()) {
+            Some(kept) if previous.is_some_and(|p| p.config.rate_limits == config.rate_limits) => Some(kept),
+            _ if config.rate_limits.any() => Some(Arc::new(RateLimits::new(&config.rate_limits, clock.clone())?)),
+            _ => None,
+        };
+        let greylist = match previous.and_then(|p| p.greylist.clone()) {
+            Some(kept) if previous.is_some_and(|p| p.config.greylisting == config.greylisting) => Some(kept),
+            _ if config.greylisting.enabled => Some(Arc::new(Greylist::open(&config.greylisting, clock)?)),
+            _ => None,
+        };
+        Ok(Rules { config, table, users, rate_limits, greylist })
+    }
+
+    /// How many entries the recipients table has (0 without one).
+    pub fn recipients(&self) -> usize {
+        self.table.as_ref().map_or(0, |t| t.len())
+    }
+
+    pub fn config(&self) -> &RulesConfig {
+        &self.config
+    }
+
+    fn may_relay(&self, client: &Client) -> bool {
+        client.authenticated.is_some() || self.config.relay_networks.contains(client.ip)
+    }
+
+    fn route<'a>(&'a self, client: &Client, forward_path: &str) -> Route<'a> {
+        let local = match &self.table {
+            Some(table) => match table.lookup(forward_path) {
+                Lookup::Found(destinations) => return Route::Local(destinations),
+                Lookup::Unknown => return Route::Refused(Reason::NoSuchUser),
+                Lookup::NotLocal => false,
+            },
+            // RFC 5321 section 4.5.1: `postmaster` without a domain is
+            // always ours.
+            None => match split(forward_path).1 {
+                Some(domain) => self.config.domains.contains(domain),
+                None => true,
+            },
+        };
+        if local {
+            Route::Inbox
+        } else if self.may_relay(client) {
+            Route::Relay
+        } else {
+            Route::Refused(Reason::RelayDenied)
+        }
+    }
+}
+
+fn refuse(reason: Reason, permanent: bool, disconnect: bool) -> Answer {
+    Answer::Refuse(Refusal { reason, permanent, text: None, disconnect })
+}
+
+fn limited(ip: IpAddr, step: &str, limit: &str) -> Answer {
+    info!(client = %ip, step, limit, "rate limit reached");
+    refuse(Reason::RateLimited, false, false)
+}
+
+impl Policy for Rules {
+    fn questions(&self) -> Questions {
+        Questions { mail: self.rate_limits.is_some(), rcpt: true, ..Questions::default() }
+    }
+
+    fn admit(&self, client: &Client) -> Result<Option<Admission>, Turnaway> {
+        match &self.rate_limits {
+            Some(limits) => match limits.admit(client.ip) {
+                Ok(slot) => Ok(Some(Box::new(slot))),
+                Err(limited) => Err(Turnaway { why: limited.name() }),
+            },
+            None => Ok(None),
+        }
+    }
+
+    fn mail<'a>(&'a self, client: &'a Client, mail: &'a MailRequest) -> Decision<'a> {
+        let answer = match &self.rate_limits {
+            Some(limits) => match limits.message(client.ip, client.authenticated.as_deref(), &mail.reverse_path) {
+                Ok(()) => Answer::ACCEPT,
+                Err(limit) => limited(client.ip, "MAIL", limit.name()),
+            },
+            None => Answer::ACCEPT,
+        };
+        Box::pin(std::future::ready(answer))
+    }
+
+    fn rcpt<'a>(&'a self, client: &'a Client, rcpt: &'a RcptRequest) -> Decision<'a> {
+        Box::pin(async move {
+            let max = self.config.max_refused_recipients;
+            if max > 0 && client.refused_recipients >= max {
+                info!(client = %client.ip, refused = client.refused_recipients, "too many refused recipients: ending the session");
+                return refuse(Reason::Policy, false, true);
+            }
+            if let Route::Refused(reason) = self.route(client, &rcpt.recipient.address) {
+                return refuse(reason, true, false);
+            }
+            // Relayed mail comes only from clients that may relay, which
+            // greylisting skips.
+            if let Some(greylist) = &self.greylist
+                && !self.may_relay(client)
+                && greylist.check(client.ip, &rcpt.reverse_path, &rcpt.recipient.address).await == Verdict::Defer
+            {
+                return refuse(Reason::Greylisted, false, false);
+            }
+            if let Some(limits) = &self.rate_limits
+                && let Err(limit) = limits.recipient(client.ip)
+            {
+                return limited(client.ip, "RCPT", limit.name());
+            }
+            Answer::ACCEPT
+        })
+    }
+
+    fn destinations(&self, client: &Client, forward_path: &str) -> Vec<Destination> {
+        match self.route(client, forward_path) {
+            Route::Local(destinations) => destinations.to_vec(),
+            Route::Inbox => vec![Destination::Inbox],
+            // Only accepted recipients are asked about; a route that
+            // changed since (it cannot: the policy is this connection's)
+            // would still be relayed only as the client was allowed.
+            Route::Relay | Route::Refused(_) => vec![Destination::Outgoing(forward_path.to_string())],
+        }
+    }
+
+    fn auth_mechanisms(&self) -> AuthMechanisms {
+        self.users.as_ref().map_or_else(AuthMechanisms::default, |users| users.auth_mechanisms())
+    }
+
+    fn auth<'a>(&'a self, client: &'a Client, credentials: &'a Credentials) -> Decision<'a> {
+        Box::pin(async move {
+            let Some(users) = &self.users else {
+                return refuse(Reason::AuthFailed, true, false);
+            };
+            if let Some(limits) = &self.rate_limits
+                && !limits.auth_allowed(client.ip)
+            {
+                info!(client = %client.ip, "failed AUTH rate reached: ending the session");
+                return refuse(Reason::AuthFailed, false, true);
+            }
+            let answer = users.auth(client, credentials).await;
+            if let (Answer::Refuse(_), Some(limits)) = (&answer, &self.rate_limits) {
+                limits.auth_failed(client.ip);
+            }
+            answer
+        })
+    }
+}
