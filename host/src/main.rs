@@ -259,6 +259,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_line_length: args.max_line_length,
         max_connections,
         max_connections_per_ip: args.max_connections_per_ip,
+        proxy_networks: Default::default(),
+        proxy_header_timeout: Duration::from_secs(ServerConfig::DEFAULT_PROXY_HEADER_TIMEOUT),
         command_timeout: Duration::from_secs(args.command_timeout),
         data_timeout: Duration::from_secs(args.data_timeout),
         data_end_timeout: Duration::from_secs(args.data_end_timeout),

@@ -1,5 +1,6 @@
 //! The network side: accept loop, per-connection driver, action checks,
-//! connection limits, live reload and its control socket.
+//! connection limits, the PROXY protocol, live reload and its control
+//! socket.
 
 mod backoff;
 pub mod budget;
@@ -10,6 +11,7 @@ mod delivery;
 mod guard;
 mod listener;
 mod per_ip;
+mod proxy;
 mod reload;
 mod spare;
 mod stream;
