@@ -353,7 +353,7 @@ mod tests {
             ("v2 with a bad signature", b"\r\n\r\n\0\r\nQUIX\n\x21\x11\0\x0c123456789012".to_vec()),
             ("v2 for a datagram", v2_header(1, 0x12, &ipv4_addresses(), &[])),
             ("v2 shorter than its addresses", v2_header(1, 0x11, &[192, 0, 2, 7], &[])),
-            ("v2 of another version", [&v2::PROTOCOL_PREFIX[..], &[0x31, 0x11, 0, 12], &ipv4_addresses()].concat()),
+            ("v2 of another version", [v2::PROTOCOL_PREFIX, &[0x31, 0x11, 0, 12], &ipv4_addresses()].concat()),
         ];
         for (what, bytes) in cases {
             let (origin, _) = header_then_rest(vec![bytes]).await;
