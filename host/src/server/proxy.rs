@@ -17,6 +17,7 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ppp::v2::{self, Command, Protocol};
@@ -204,13 +205,13 @@ pub async fn admit(
     mut tcp: TcpStream,
     proxy: SocketAddr,
     timeout: Duration,
-    per_ip: &std::sync::Arc<PerIpLimit>,
+    per_ip: &Arc<PerIpLimit>,
     hostname: &str,
 ) -> Option<Admitted> {
     let client = match read_header(&mut tcp, timeout).await {
         Ok(Origin::Client(client)) => client,
         Ok(Origin::Proxy) => {
-            debug!("the PROXY header names no client (LOCAL or UNKNOWN): serving the proxy itself");
+            debug!("the PROXY header names no client (LOCAL, UNKNOWN or no IP address): serving the proxy itself");
             proxy
         }
         Err(err) => {
