@@ -3,12 +3,13 @@
 //! plaintext or TLS (rustls), and from one to the other at STARTTLS.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use tokio::net::TcpSocket;
 
 use crate::tls::server_name;
 
@@ -51,7 +52,26 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn connect(addr: SocketAddr) -> Result<RawClient> {
-        let stream = TcpStream::connect(addr)?;
+        RawClient::plain(TcpStream::connect(addr)?)
+    }
+
+    /// Connects from the local address `source` (another loopback address,
+    /// so that the server sees a client other than 127.0.0.1).
+    pub fn connect_from(source: IpAddr, addr: SocketAddr) -> Result<RawClient> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+        let stream = rt
+            .block_on(async {
+                let socket = if source.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                socket.bind(SocketAddr::new(source, 0))?;
+                socket.connect(addr).await
+            })
+            .with_context(|| format!("connecting to {addr} from {source}"))?;
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(false)?;
+        RawClient::plain(stream)
+    }
+
+    fn plain(stream: TcpStream) -> Result<RawClient> {
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         Ok(RawClient { socket: stream.try_clone()?, reader: BufReader::new(Stream::Plain(stream)) })
     }

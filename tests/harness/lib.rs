@@ -3,6 +3,7 @@
 //! server fixture.
 
 pub mod client;
+pub mod configured;
 pub mod driver;
 pub mod log;
 pub mod server;

@@ -25,3 +25,11 @@ pub fn load(flags: &Options, config: Option<&Path>) -> Result<Settings> {
     let file = config.map(ConfigFile::read).transpose()?;
     Settings::resolve(flags, file.as_ref())
 }
+
+/// The spool `storage` names, for a server called `hostname`.
+pub fn open_spool(storage: &StoragePaths, hostname: &str) -> Result<std::sync::Arc<dyn crate::spool::Spool>> {
+    use anyhow::Context;
+    let maildir = crate::spool::Maildir::open(&storage.maildir, hostname)
+        .with_context(|| format!("opening the Maildir {}", storage.maildir.display()))?;
+    Ok(std::sync::Arc::new(maildir))
+}

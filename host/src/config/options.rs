@@ -168,6 +168,10 @@ pub struct Options {
     /// Networks (CIDR) of load balancers that send a PROXY protocol header.
     #[arg(skip)]
     pub proxy_networks: Option<Spanned<Vec<String>>>,
+    /// Seconds a peer in `proxy_networks` may take to send its PROXY
+    /// header [default: 5].
+    #[arg(skip)]
+    pub proxy_header_timeout: Option<u64>,
     /// Refused recipients (unknown users, relay refusals) a session may
     /// have before its next RCPT ends it with 421 [default: 10].
     #[arg(skip)]

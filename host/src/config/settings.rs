@@ -141,6 +141,7 @@ impl Settings {
             data_end_timeout: pick!(data_end_timeout).map_or(defaults.data_end_timeout, Duration::from_secs),
             shutdown_grace: pick!(shutdown_grace).map_or(defaults.shutdown_grace, Duration::from_secs),
             proxy_networks,
+            proxy_header_timeout: secs(f.proxy_header_timeout, ServerConfig::DEFAULT_PROXY_HEADER_TIMEOUT),
             ..defaults
         };
         let rules = match file {

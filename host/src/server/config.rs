@@ -54,7 +54,22 @@ pub struct ServerConfig {
     /// Concurrent connections in all; past it new clients get 421 4.7.0.
     pub max_connections: usize,
     /// Concurrent connections from one IP address; past it, 421 4.7.0.
+    /// Behind a proxy, the address is the client's its PROXY header names.
     pub max_connections_per_ip: usize,
+    /// The peers that are proxies (HAProxy, a load balancer) speaking the
+    /// PROXY protocol, v1 or v2 (HAProxy's proxy-protocol.txt; config key
+    /// `proxy_networks`). A connection from inside must start with a PROXY
+    /// header, and the client it names is the one the policy, the
+    /// Received header and the logs see (`UNKNOWN` and `LOCAL` headers
+    /// leave the proxy as the client); without a valid header the
+    /// connection is closed with no reply. A connection from anywhere else
+    /// is plain SMTP, a PROXY line from it a bad command. Empty (the
+    /// default): PROXY off.
+    pub proxy_networks: Networks,
+    /// How long a proxy may take to send its PROXY header, from the
+    /// connection's accept: a proxy sends it at once, so a few seconds is
+    /// plenty; see [`Self::DEFAULT_PROXY_HEADER_TIMEOUT`].
+    pub proxy_header_timeout: Duration,
     /// Waiting for a command (RFC 5321: 5 minutes).
     pub command_timeout: Duration,
     /// Waiting for the next block of DATA (RFC 5321: 3 minutes).
@@ -65,8 +80,6 @@ pub struct ServerConfig {
     pub data_end_timeout: Duration,
     /// How long a shutdown waits for sessions in the middle of a message.
     pub shutdown_grace: Duration,
-    /// Load balancers that send a PROXY protocol header.
-    pub proxy_networks: Networks,
 }
 
 impl ServerConfig {
@@ -76,6 +89,9 @@ impl ServerConfig {
     pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: u64 = 60;
     /// Milliseconds before a 535 (Postfix's smtpd_error_sleep_time is 1 s).
     pub const DEFAULT_AUTH_FAILURE_DELAY_MS: u64 = 1000;
+    /// Seconds for a PROXY header (Postfix's smtpd_upstream_proxy_timeout
+    /// is 5 s too).
+    pub const DEFAULT_PROXY_HEADER_TIMEOUT: u64 = 5;
 
     /// How long a write to a client may take before the connection is ended
     /// ("client did not read its replies"). RFC 5321 bounds only the
@@ -134,11 +150,12 @@ impl Default for ServerConfig {
             max_line_length: SessionConfig::MIN_LINE_LENGTH,
             max_connections: 1000,
             max_connections_per_ip: 100,
+            proxy_networks: Networks::default(),
+            proxy_header_timeout: Duration::from_secs(Self::DEFAULT_PROXY_HEADER_TIMEOUT),
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),
             data_end_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
-            proxy_networks: Networks::default(),
         }
     }
 }

@@ -31,13 +31,15 @@ use smtp_core::{Action, Answer, Question, Reason, TlsInfo};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use super::config::ServerConfig;
 use super::delivery::Delivery;
 use super::guard::ActionGuard;
 use super::listener::ServerContext;
+use super::per_ip::PerIpLimit;
 use super::policy_slot::InForce;
+use super::proxy;
 use super::stream::ClientStream;
 use crate::policy::{Client, Role};
 use crate::runtime::{GuestFault, GuestSession, LoadedComponent, PeerInfo};
@@ -82,17 +84,42 @@ enum Next {
 }
 
 /// Serves one connection accepted on a listener of `role` to its end, on
-/// the component version current when it was accepted.
-pub async fn serve_connection(ctx: Arc<ServerContext>, tcp: TcpStream, peer: SocketAddr, role: Role) {
+/// the component version current when it was accepted. A connection from
+/// a proxy ([`ServerConfig::proxy_networks`]) starts with its PROXY
+/// header, before any TLS; the client it names is the connection's client,
+/// admitted here under `per_ip` (the accept loop admitted every other
+/// client).
+pub async fn serve_connection(
+    ctx: Arc<ServerContext>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    role: Role,
+    per_ip: Arc<PerIpLimit>,
+) {
     // The version this connection starts with serves it to the end, whatever
     // reloads happen meanwhile.
     let lease = ctx.registry.current().lease();
     let component = lease.component();
     // So is the policy.
     let in_force = ctx.policies.current();
-    let span = info_span!("conn", %peer, role = %role.name(), component = %component.label());
+    let proxied = ctx.config.proxy_networks.contains(peer.ip());
+    let span = if proxied {
+        // `peer` is the client the header names, recorded once read.
+        info_span!("conn", via = %peer, peer = field::Empty, role = %role.name(), component = %component.label())
+    } else {
+        info_span!("conn", %peer, role = %role.name(), component = %component.label())
+    };
     async move {
         debug!("accepted");
+        let (tcp, peer, _ip_slot) = if proxied {
+            let config = &ctx.config;
+            match proxy::admit(tcp, peer, config.proxy_header_timeout, &per_ip, &config.hostname).await {
+                Some(admitted) => (admitted.tcp, admitted.client, Some(admitted.slot)),
+                None => return,
+            }
+        } else {
+            (tcp, peer, None)
+        };
         let mut client = Client::connected(role, peer.ip(), peer.port());
         let _admission = match in_force.policy.admit(&client) {
             Ok(admission) => admission,

@@ -123,7 +123,8 @@ impl Server {
     pub async fn serve(self, stop: impl Future<Output = ()>) -> Result<()> {
         let Server { listeners, mut spare, context, shutdown_tx } = self;
         let mut backoff = Backoff::default();
-        // One warning per interval for clients refused at the limits.
+        // One warning per interval for clients refused at the connection
+        // limit (the per-IP limit has its own).
         let mut refusals = Throttle::default();
         let slots = Arc::new(Semaphore::new(context.config.max_connections));
         let per_ip = PerIpLimit::new(context.config.max_connections_per_ip);
@@ -160,18 +161,26 @@ impl Server {
                     };
                     backoff.succeeded();
                     let _ = stream.set_nodelay(true);
-                    let slot = per_ip.try_acquire(peer.ip().to_canonical());
+                    // A proxy's clients are limited one by one once its
+                    // PROXY header has named them (serve_connection).
+                    let slot = if context.config.proxy_networks.contains(peer.ip()) {
+                        Some(None)
+                    } else {
+                        per_ip.try_acquire(peer.ip().to_canonical()).map(Some)
+                    };
+                    let hostname = &context.config.hostname;
                     match (slots.clone().try_acquire_owned(), slot) {
                         (Ok(permit), Some(slot)) => {
                             let ctx = context.clone();
                             let role = listener.role;
+                            let per_ip = per_ip.clone();
                             tasks.spawn(async move {
-                                serve_connection(ctx, stream, peer, role).await;
+                                serve_connection(ctx, stream, peer, role, per_ip).await;
                                 drop((permit, slot));
                             });
                         }
-                        (Err(_), _) => refuse(stream, &context.config.hostname, "Too many connections", &mut refusals),
-                        (_, None) => refuse(stream, &context.config.hostname, "Too many connections from your address", &mut refusals),
+                        (Err(_), _) => refuse(stream, hostname, "Too many connections", refusals.hit(Instant::now())),
+                        (_, None) => refuse(stream, hostname, TOO_MANY_FROM_ADDRESS, per_ip.refused(Instant::now())),
                     }
                 }
                 () = &mut stop => break,
@@ -227,12 +236,17 @@ async fn accept_any<'l>(
     .await
 }
 
+/// Why a client past the per-IP limit is refused, in its 421.
+pub(super) const TOO_MANY_FROM_ADDRESS: &str = "Too many connections from your address";
+
 /// Past the connection limit no guest instance is created, so the host
 /// answers itself: one of its three pieces of protocol text, with the 421
 /// 4.3.0 after a guest fault and the 421 4.3.2 of [`turn_away`] (RFC 5321
 /// section 3.8 lets a server answer 421 instead of the greeting).
-fn refuse(stream: TcpStream, hostname: &str, why: &'static str, warning: &mut Throttle) {
-    if let Some(refused) = warning.hit(Instant::now()) {
+/// `warning`: the refusals since the last warning, when one is due (a
+/// [`Throttle`]'s).
+pub(super) fn refuse(stream: TcpStream, hostname: &str, why: &'static str, warning: Option<u64>) {
+    if let Some(refused) = warning {
         warn!(why, refused, "connection limit reached: refusing clients");
     }
     say_and_close(stream, &format!("421 4.7.0 {hostname} {why}, try again later\r\n"));

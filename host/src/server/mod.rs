@@ -1,5 +1,6 @@
 //! The network side: accept loop, per-connection driver, action checks,
-//! connection limits, live reload and its control socket.
+//! connection limits, the PROXY protocol, live reload and its control
+//! socket.
 
 mod backoff;
 pub mod budget;
@@ -11,6 +12,7 @@ mod guard;
 mod listener;
 mod per_ip;
 mod policy_slot;
+mod proxy;
 mod reload;
 mod spare;
 mod stream;

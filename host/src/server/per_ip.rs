@@ -1,18 +1,31 @@
 //! Concurrent connections per client address: one client must not take
-//! every slot of the server.
+//! every slot of the server. The accept loop applies it to the peer; for
+//! a peer that is a proxy, the connection applies it to the client the
+//! PROXY header names (super::proxy), on the same counts.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::backoff::Throttle;
 
 pub struct PerIpLimit {
     max: usize,
     counts: Mutex<HashMap<IpAddr, usize>>,
+    /// The warning for clients refused at the limit, wherever refused.
+    refusals: Mutex<Throttle>,
 }
 
 impl PerIpLimit {
     pub fn new(max: usize) -> Arc<PerIpLimit> {
-        Arc::new(PerIpLimit { max, counts: Mutex::new(HashMap::new()) })
+        Arc::new(PerIpLimit { max, counts: Mutex::new(HashMap::new()), refusals: Mutex::default() })
+    }
+
+    /// Records a client refused at the limit at `now`; `Some(refusals since
+    /// the last warning)` when a warning is due (see [`Throttle`]).
+    pub fn refused(&self, now: Instant) -> Option<u64> {
+        self.refusals.lock().unwrap_or_else(|e| e.into_inner()).hit(now)
     }
 
     /// A slot for one more connection from `ip`, or `None` at the limit.
