@@ -4,13 +4,16 @@
 //! answer into SMTP.
 
 mod accept_all;
+pub mod address;
 mod client;
 mod decide;
 mod networks;
 mod password_file;
+mod recipients;
 
 pub use accept_all::AcceptAll;
 pub use client::{Client, Role};
 pub use decide::{Decision, EndOfData, EndOfDataDecision, Policy};
 pub use networks::Networks;
 pub use password_file::PasswordFile;
+pub use recipients::{Domains, Lookup, RecipientTable};
