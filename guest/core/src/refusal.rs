@@ -20,9 +20,16 @@
 //! | local-error | 554 5.3.0 | 451 4.3.0 |
 //!
 //! At connect the reply is the greeting's: 554 with the permanent code, or
-//! 421 with the temporary one (RFC 5321 section 3.1), naming the server. A
-//! refusal that disconnects is 421 with the temporary code, naming the
-//! server, at any step (RFC 5321 section 3.8); the session then closes.
+//! 421 (RFC 5321 section 3.1), naming the server. A refusal that
+//! disconnects is 421 naming the server at any step (RFC 5321 section
+//! 3.8); the session then closes. A 421 carries the reason's temporary
+//! code, except that every security or policy reason (class X.7.y:
+//! relay-denied, sender-refused, policy, greylisted, rate-limited, the
+//! AUTH and TLS reasons) says 4.7.0, RFC 3463's "other or undefined
+//! security status": the session ends over the client as a whole, not over
+//! the one item the reason's own code would name. That is what Postfix
+//! says, and what the session's own 421s say (`reply.rs`). So a 421 is
+//! 4.7.0, 4.1.1, 4.2.2, 4.3.0 or 4.3.1, never a 5.y.z.
 
 use crate::limits::MAX_HOST_TEXT;
 use crate::prelude::*;
@@ -51,10 +58,21 @@ pub(crate) fn reply(step: Step, refusal: &Refusal, hostname: &str) -> Reply {
         text.push_str(&extra);
     }
     if refusal.disconnect || step == Step::Connect {
-        let code = if code >= 500 && !refusal.disconnect { 554 } else { 421 };
-        return Reply { code, enhanced: Some(enhanced), text: Cow::Owned(format!("{hostname} {text}")) };
+        let text = Cow::Owned(format!("{hostname} {text}"));
+        if code >= 500 && !refusal.disconnect {
+            return Reply { code: 554, enhanced: Some(enhanced), text };
+        }
+        return Reply { code: 421, enhanced: Some(closing_code(enhanced)), text };
     }
     Reply { code, enhanced: Some(enhanced), text: Cow::Owned(text) }
+}
+
+/// The enhanced code of a 421 for a reason whose code is `enhanced`: 4.7.0
+/// for the security/policy class (see the module table), the reason's
+/// own otherwise. Reasons with one class only (auth-required is always
+/// 5.7.0) fall in X.7.y, so a 421 never carries a permanent class.
+fn closing_code(enhanced: &'static str) -> &'static str {
+    if enhanced.get(1..4) == Some(".7.") { "4.7.0" } else { enhanced }
 }
 
 fn base(step: Step, reason: Reason, permanent: bool) -> (u16, &'static str, &'static str) {
@@ -148,7 +166,47 @@ mod tests {
         assert_eq!(wire(Step::Connect, Reason::Policy, true, None), "554 5.7.1 mx.test Refused by local policy\r\n");
         assert_eq!(
             wire(Step::Connect, Reason::RateLimited, false, None),
-            "421 4.7.1 mx.test Rate limit exceeded, try again later\r\n"
+            "421 4.7.0 mx.test Rate limit exceeded, try again later\r\n"
         );
+        assert_eq!(
+            wire(Step::Connect, Reason::LocalError, false, None),
+            "421 4.3.0 mx.test Temporary failure, please try again later\r\n"
+        );
+    }
+
+    #[test]
+    fn a_421_says_4_7_0_for_policy_reasons_and_keeps_other_classes() {
+        let closing = |step: Step, reason: Reason, permanent: bool, disconnect: bool| {
+            let refusal = Refusal { reason, permanent, text: None, disconnect };
+            let mut out = Vec::new();
+            reply(step, &refusal, "mx.test").write_to(&mut out, true);
+            String::from_utf8(out).unwrap()
+        };
+        for step in [Step::Connect, Step::Helo, Step::Mail, Step::Rcpt, Step::Auth, Step::MessageEnd] {
+            for reason in Reason::ALL {
+                for permanent in [true, false] {
+                    // auth-required and encryption-required are permanent
+                    // only: at connect without `disconnect` they are a 554.
+                    let one_class = matches!(reason, Reason::AuthRequired | Reason::EncryptionRequired);
+                    let connect_421 = step == Step::Connect && !permanent && !one_class;
+                    for disconnect in [true, false] {
+                        if !disconnect && !connect_421 {
+                            continue;
+                        }
+                        let out = closing(step, reason, permanent, disconnect);
+                        let expected = match reason {
+                            Reason::NoSuchUser => "421 4.1.1 mx.test ",
+                            Reason::MailboxFull => "421 4.2.2 mx.test ",
+                            Reason::StorageFull => "421 4.3.1 mx.test ",
+                            Reason::LocalError => "421 4.3.0 mx.test ",
+                            _ => "421 4.7.0 mx.test ",
+                        };
+                        assert!(out.starts_with(expected), "{step:?} {reason:?} {permanent} {disconnect}: {out}");
+                    }
+                }
+            }
+        }
+        // A permanent refusal at connect stays a 554 with its own code.
+        assert!(closing(Step::Connect, Reason::SenderRefused, true, false).starts_with("554 5.7.23 mx.test "));
     }
 }

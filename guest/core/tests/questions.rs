@@ -115,7 +115,7 @@ fn a_refused_connection_serves_only_quit_or_closes() {
     let mut s = session(all(), false);
     s.greeting();
     let actions = s.answer(Answer::refuse(Reason::RateLimited, false));
-    assert_eq!(text(&actions), "421 4.7.1 mx.test Rate limit exceeded, try again later\r\n");
+    assert_eq!(text(&actions), "421 4.7.0 mx.test Rate limit exceeded, try again later\r\n");
     assert_eq!(actions.last(), Some(&Action::Close));
 }
 

@@ -11,7 +11,7 @@ use crate::server::PolicyBuilder;
 
 /// One line each for what a policy has, for the start-up log and reload reports.
 pub fn policy_summary(rules: &RulesConfig, built: Option<&Rules>) -> Vec<String> {
-    let mut lines = vec![format!("{} domains", rules.domains.len())];
+    let mut lines = vec![format!("{} domains", rules.domains.iter().count())];
     if let Some(built) = built
         && let Some(path) = &rules.recipients
     {

@@ -4,7 +4,7 @@
 //! answer into SMTP.
 
 mod accept_all;
-mod address;
+pub mod address;
 mod client;
 mod clock;
 mod decide;
@@ -23,5 +23,5 @@ pub use greylist::{Greylist, GreylistingConfig};
 pub use networks::Networks;
 pub use password_file::PasswordFile;
 pub use rate_limits::{RateLimits, RateLimitsConfig};
-pub use recipients::{Domains, RecipientTable};
+pub use recipients::{Domains, Lookup, RecipientTable};
 pub use rules::{Rules, RulesConfig};
