@@ -31,12 +31,25 @@ pub fn policy_summary(rules: &RulesConfig, built: Option<&Rules>) -> Vec<String>
 
 /// How the policy is built at start-up and at each reload: the flags kept,
 /// the file read again. The last policy built hands its rate-limit
-/// counters and greylisting database on (see [`Rules::build`]).
+/// counters and greylisting database on (see [`Rules::build`]). Only the
+/// policy reloads (with the users file it names); a reload that finds
+/// other settings changed (listeners, storage, limits, timeouts, the
+/// certificate's paths) says they take effect at the next start.
 pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Clock>) -> PolicyBuilder {
     let last: Mutex<Option<Arc<Rules>>> = Mutex::new(None);
+    let started: Mutex<Option<String>> = Mutex::new(None);
     Arc::new(move || {
         let settings = super::load(&flags, config.as_deref())?;
         let mut lines = Vec::new();
+        let fixed = settings.restart_only();
+        let mut started = started.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match started.as_deref() {
+            None => *started = Some(fixed),
+            Some(at_start) if at_start != fixed => {
+                lines.push("settings other than the policy changed: they take effect at the next start".into());
+            }
+            Some(_) => {}
+        }
         let users = match &settings.users {
             Some(path) => {
                 let users = PasswordFile::open(path).context("loading the users file")?;
