@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use smtpcell::config::{self, Options};
-use smtpcell::policy::{PasswordFile, RateLimits, RecipientTable, SystemClock};
+use smtpcell::policy::{PasswordFile, RecipientTable, SystemClock};
 use smtpcell::runtime::{CompileCache, Registry, Runtime, SandboxLimits};
 use smtpcell::server::{FileStamp, ReloadableFiles, Reloader, Server, budget, control};
 use smtpcell::spool::Maildir;
@@ -155,7 +155,7 @@ fn check_config(path: &Path) -> Result<()> {
             let table = RecipientTable::load(table, &rules.domains, &rules.recipient_delimiter)?;
             summary.push(format!("{} recipients", table.len()));
         }
-        RateLimits::new(&rules.rate_limits, Arc::new(SystemClock))?;
+        rules.greylisting.validate()?;
     }
     println!("ok {}: {}", path.display(), summary.join(", "));
     Ok(())

@@ -6,9 +6,10 @@
 mod accept_all;
 pub mod address;
 mod client;
+mod client_network;
 mod clock;
 mod decide;
-mod greylist;
+pub mod greylist;
 mod networks;
 mod password_file;
 mod rate_limits;
@@ -17,11 +18,12 @@ mod rules;
 
 pub use accept_all::AcceptAll;
 pub use client::{Client, Role};
-pub use clock::{Clock, SystemClock};
+pub use client_network::{BadPrefix, Ipv4Prefix, Ipv6Prefix, NetworkPrefixes};
+pub use clock::{Clock, FakeClock, SystemClock};
 pub use decide::{Admission, Decision, EndOfData, EndOfDataDecision, Policy, Turnaway};
 pub use greylist::{Greylist, GreylistingConfig};
 pub use networks::Networks;
 pub use password_file::PasswordFile;
-pub use rate_limits::{RateLimits, RateLimitsConfig};
+pub use rate_limits::{ConnectionSlot, Limited, RateLimits, RateLimitsConfig};
 pub use recipients::{Domains, Lookup, RecipientTable};
 pub use rules::{Rules, RulesConfig};

@@ -98,11 +98,13 @@ impl Rules {
         };
         let rate_limits = match previous.and_then(|p| p.rate_limits.clone()) {
             Some(kept) if previous.is_some_and(|p| p.config.rate_limits == config.rate_limits) => Some(kept),
-            _ if config.rate_limits.any() => Some(Arc::new(RateLimits::new(&config.rate_limits, clock.clone())?)),
+            _ if config.rate_limits.any() => Some(Arc::new(RateLimits::new(&config.rate_limits, clock.clone()))),
             _ => None,
         };
         let greylist = match previous.and_then(|p| p.greylist.clone()) {
             Some(kept) if previous.is_some_and(|p| p.config.greylisting == config.greylisting) => Some(kept),
+            // The database file is locked while open: keep it, with the new timings.
+            Some(open) if config.greylisting.enabled => Some(Arc::new(open.reconfigured(&config.greylisting)?)),
             _ if config.greylisting.enabled => Some(Arc::new(Greylist::open(&config.greylisting, clock)?)),
             _ => None,
         };

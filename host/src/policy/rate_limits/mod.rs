@@ -1,0 +1,264 @@
+//! Rate limits per client address, per network, per authenticated user and
+//! per reverse-path (issue 14, "Rate limits"): connections per minute and
+//! at once, messages and recipients per minute, failed AUTH per hour,
+//! messages per hour. Each is off until configured, and an unconfigured
+//! limit costs nothing. The host refuses with 421 4.7.0 at connect and
+//! 451 4.7.1 at MAIL/RCPT (RFC 5321 section 4.2.3: transient, the client
+//! may retry later).
+//!
+//! A request refused by one limit counts against none: every limit is
+//! asked first ([`keyed::KeyedLimit::allows`]) and counted only when all
+//! pass, so one client over its own limit does not use up its network's
+//! (two requests racing may both pass the last count: the limits are
+//! approximate by the number of requests in flight at once).
+//!
+//! Time is read only through the injected [`Clock`] (its monotonic
+//! reading), so tests advance a [`FakeClock`](crate::policy::FakeClock).
+
+mod concurrency;
+mod config;
+mod keyed;
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+pub use concurrency::ConnectionSlot;
+pub use config::RateLimitsConfig;
+
+use crate::policy::Networks;
+use crate::policy::client_network::NetworkPrefixes;
+use crate::policy::clock::Clock;
+use concurrency::Concurrency;
+use keyed::{GovernorClock, KeyedLimit, allows, count};
+
+/// Which limit refused: [`Limited::name`] names it for logs,
+/// [`Limited::reason`] says it to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limited {
+    ClientConnectionsPerMinute,
+    NetworkConnectionsPerMinute,
+    ClientConcurrentConnections,
+    NetworkConcurrentConnections,
+    ClientMessagesPerMinute,
+    NetworkMessagesPerMinute,
+    ClientRecipientsPerMinute,
+    NetworkRecipientsPerMinute,
+    ClientAuthFailuresPerHour,
+    NetworkAuthFailuresPerHour,
+    UserMessagesPerHour,
+    SenderMessagesPerHour,
+}
+
+impl Limited {
+    /// The limit's key in `[rate_limits]`, e.g. `client_messages_per_minute`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limited::ClientConnectionsPerMinute => "client_connections_per_minute",
+            Limited::NetworkConnectionsPerMinute => "network_connections_per_minute",
+            Limited::ClientConcurrentConnections => "client_concurrent_connections",
+            Limited::NetworkConcurrentConnections => "network_concurrent_connections",
+            Limited::ClientMessagesPerMinute => "client_messages_per_minute",
+            Limited::NetworkMessagesPerMinute => "network_messages_per_minute",
+            Limited::ClientRecipientsPerMinute => "client_recipients_per_minute",
+            Limited::NetworkRecipientsPerMinute => "network_recipients_per_minute",
+            Limited::ClientAuthFailuresPerHour => "client_auth_failures_per_hour",
+            Limited::NetworkAuthFailuresPerHour => "network_auth_failures_per_hour",
+            Limited::UserMessagesPerHour => "user_messages_per_hour",
+            Limited::SenderMessagesPerHour => "sender_messages_per_hour",
+        }
+    }
+
+    /// The reply text, ASCII without CR or LF, e.g. `too many connections
+    /// from your network`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Limited::ClientConnectionsPerMinute => "too many connections from your address",
+            Limited::NetworkConnectionsPerMinute => "too many connections from your network",
+            Limited::ClientConcurrentConnections => "too many concurrent connections from your address",
+            Limited::NetworkConcurrentConnections => "too many concurrent connections from your network",
+            Limited::ClientMessagesPerMinute => "too many messages from your address",
+            Limited::NetworkMessagesPerMinute => "too many messages from your network",
+            Limited::ClientRecipientsPerMinute => "too many recipients from your address",
+            Limited::NetworkRecipientsPerMinute => "too many recipients from your network",
+            Limited::ClientAuthFailuresPerHour => "too many failed authentications from your address",
+            Limited::NetworkAuthFailuresPerHour => "too many failed authentications from your network",
+            Limited::UserMessagesPerHour => "too many messages from this user",
+            Limited::SenderMessagesPerHour => "too many messages from this sender",
+        }
+    }
+}
+
+/// A pair of limits on one event, per client address and per network.
+struct PerClient {
+    client: Option<KeyedLimit<IpAddr>>,
+    network: Option<KeyedLimit<IpNet>>,
+}
+
+impl PerClient {
+    fn allows(&self, key: &ClientKey) -> Result<(), Limited> {
+        allows(&self.client, &key.client)?;
+        allows(&self.network, &key.network)
+    }
+
+    fn count(&self, key: &ClientKey) {
+        count(&self.client, key.client);
+        count(&self.network, key.network);
+    }
+}
+
+/// A client's address (IPv4-mapped IPv6 as IPv4) and its network.
+struct ClientKey {
+    client: IpAddr,
+    network: IpNet,
+}
+
+/// The configured rate limits, shared by every connection (`Arc`); every
+/// method is synchronous and takes no lock longer than a map access.
+pub struct RateLimits {
+    prefixes: NetworkPrefixes,
+    exempt: Networks,
+    connections: PerClient,
+    concurrency: Option<Arc<Concurrency>>,
+    messages: PerClient,
+    recipients: PerClient,
+    auth_failures: PerClient,
+    user_messages: Option<KeyedLimit<Box<str>>>,
+    sender_messages: Option<KeyedLimit<Box<str>>>,
+}
+
+impl RateLimits {
+    /// The limits `config` sets, with empty counts, reading time from
+    /// `clock`. Cannot fail: the config's types hold only valid values.
+    pub fn new(config: &RateLimitsConfig, clock: Arc<dyn Clock>) -> RateLimits {
+        let clock = &GovernorClock(clock);
+        let c = config;
+        RateLimits {
+            prefixes: c.prefixes(),
+            exempt: c.exempt_networks.clone(),
+            connections: PerClient {
+                client: KeyedLimit::per_minute(
+                    c.client_connections_per_minute,
+                    clock,
+                    Limited::ClientConnectionsPerMinute,
+                ),
+                network: KeyedLimit::per_minute(
+                    c.network_connections_per_minute,
+                    clock,
+                    Limited::NetworkConnectionsPerMinute,
+                ),
+            },
+            concurrency: Concurrency::new(c.client_concurrent_connections, c.network_concurrent_connections),
+            messages: PerClient {
+                client: KeyedLimit::per_minute(c.client_messages_per_minute, clock, Limited::ClientMessagesPerMinute),
+                network: KeyedLimit::per_minute(
+                    c.network_messages_per_minute,
+                    clock,
+                    Limited::NetworkMessagesPerMinute,
+                ),
+            },
+            recipients: PerClient {
+                client: KeyedLimit::per_minute(
+                    c.client_recipients_per_minute,
+                    clock,
+                    Limited::ClientRecipientsPerMinute,
+                ),
+                network: KeyedLimit::per_minute(
+                    c.network_recipients_per_minute,
+                    clock,
+                    Limited::NetworkRecipientsPerMinute,
+                ),
+            },
+            auth_failures: PerClient {
+                client: KeyedLimit::per_hour(
+                    c.client_auth_failures_per_hour,
+                    clock,
+                    Limited::ClientAuthFailuresPerHour,
+                ),
+                network: KeyedLimit::per_hour(
+                    c.network_auth_failures_per_hour,
+                    clock,
+                    Limited::NetworkAuthFailuresPerHour,
+                ),
+            },
+            user_messages: KeyedLimit::per_hour(c.user_messages_per_hour, clock, Limited::UserMessagesPerHour),
+            sender_messages: KeyedLimit::per_hour(c.sender_messages_per_hour, clock, Limited::SenderMessagesPerHour),
+        }
+    }
+
+    /// The client's keys, or `None` when it is exempt.
+    fn key(&self, ip: IpAddr) -> Option<ClientKey> {
+        let client = ip.to_canonical();
+        (!self.exempt.contains(client)).then(|| ClientKey { client, network: self.prefixes.network(client) })
+    }
+
+    /// A new connection from `ip`: counts it against the connections per
+    /// minute and takes a concurrency slot, held until the returned slot
+    /// is dropped. Refused (421 4.7.0) when any of the four limits is
+    /// reached; a refused connection is not counted.
+    pub fn admit(&self, ip: IpAddr) -> Result<ConnectionSlot, Limited> {
+        let Some(key) = self.key(ip) else { return Ok(ConnectionSlot::none()) };
+        let Some(concurrency) = &self.concurrency else {
+            self.connections.allows(&key)?;
+            self.connections.count(&key);
+            return Ok(ConnectionSlot::none());
+        };
+        let admission = concurrency.lock();
+        admission.allows(key.client, key.network)?;
+        self.connections.allows(&key)?;
+        self.connections.count(&key);
+        Ok(admission.take(key.client, key.network))
+    }
+
+    /// A MAIL command from `ip`, by the user `authenticated` (RFC 4954
+    /// identity) if any, with `reverse_path` (without angle brackets,
+    /// empty for the null path, which the per-sender limit exempts:
+    /// bounces must get through). Counts one message against each limit
+    /// that applies, or refuses (451 4.7.1) and counts nothing.
+    pub fn message(&self, ip: IpAddr, authenticated: Option<&str>, reverse_path: &str) -> Result<(), Limited> {
+        let Some(key) = self.key(ip) else { return Ok(()) };
+        let user = self.user_messages.as_ref().zip(authenticated).map(|(limit, user)| (limit, Box::from(user)));
+        let sender = self
+            .sender_messages
+            .as_ref()
+            .filter(|_| !reverse_path.is_empty())
+            .map(|limit| (limit, reverse_path.to_lowercase().into_boxed_str()));
+        self.messages.allows(&key)?;
+        for (limit, name) in user.iter().chain(&sender) {
+            limit.allows(name)?;
+        }
+        self.messages.count(&key);
+        for (limit, name) in user.into_iter().chain(sender) {
+            limit.count(name);
+        }
+        Ok(())
+    }
+
+    /// A RCPT command from `ip`: counts one recipient, or refuses (451
+    /// 4.7.1) and counts nothing.
+    pub fn recipient(&self, ip: IpAddr) -> Result<(), Limited> {
+        let Some(key) = self.key(ip) else { return Ok(()) };
+        self.recipients.allows(&key)?;
+        self.recipients.count(&key);
+        Ok(())
+    }
+
+    /// Records a failed AUTH from `ip` (RFC 4954 535 5.7.8).
+    pub fn auth_failed(&self, ip: IpAddr) {
+        if let Some(key) = self.key(ip) {
+            self.auth_failures.count(&key);
+        }
+    }
+
+    /// Whether `ip` may try AUTH: false once the client or its network
+    /// has reached its failed-AUTH-per-hour limit, until the window lets
+    /// one more failure in. Counts nothing; the host then refuses AUTH
+    /// without checking the password, so a password guesser learns
+    /// nothing more.
+    pub fn auth_allowed(&self, ip: IpAddr) -> bool {
+        self.key(ip).is_none_or(|key| self.auth_failures.allows(&key).is_ok())
+    }
+}
