@@ -174,10 +174,8 @@ fn readme_block(after: &str, lang: &str) -> String {
 fn the_readme_example_configuration_checks() {
     let dir = TempDir::new("cfgreadme");
     let root = dir.path().to_str().unwrap();
-    let local = |text: &str| {
-        text.replace("/etc/smtpcell/", &format!("{root}/etc/"))
-            .replace("/var/", &format!("{root}/var/"))
-    };
+    let local =
+        |text: &str| text.replace("/etc/smtpcell/", &format!("{root}/etc/")).replace("/var/", &format!("{root}/var/"));
     std::fs::create_dir_all(dir.path().join("etc")).unwrap();
     let config = dir.path().join("smtpcell.toml");
     std::fs::write(&config, local(&readme_block("An example, for `example.org`", "toml"))).unwrap();

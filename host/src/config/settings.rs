@@ -178,9 +178,21 @@ impl Settings {
     /// The settings a reload does not apply (all but the policy and the
     /// users file), in a form to compare.
     pub fn restart_only(&self) -> String {
-        let Settings { server, storage, component, watch, control, cache_dir, no_cache, guest_memory_mib, guest_call_budget, .. } =
-            self;
-        format!("{server:?} {storage:?} {component:?} {watch} {control:?} {cache_dir:?} {no_cache} {guest_memory_mib} {guest_call_budget:?}")
+        let Settings {
+            server,
+            storage,
+            component,
+            watch,
+            control,
+            cache_dir,
+            no_cache,
+            guest_memory_mib,
+            guest_call_budget,
+            ..
+        } = self;
+        format!(
+            "{server:?} {storage:?} {component:?} {watch} {control:?} {cache_dir:?} {no_cache} {guest_memory_mib} {guest_call_budget:?}"
+        )
     }
 }
 
