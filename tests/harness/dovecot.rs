@@ -5,7 +5,9 @@
 //!
 //! The instance has its own configuration, runtime directory, state and
 //! log in a temporary directory; /etc/dovecot and any system Dovecot are
-//! left alone. It runs in the foreground (`dovecot -F`) as the test's
+//! left alone. Its passdb is a passwd-file: smtpcell's users file, which is
+//! in that format (`smtpcell passwd` writes `{ARGON2ID}` hashes, which
+//! Debian's Dovecot verifies). It runs in the foreground (`dovecot -F`) as the test's
 //! child and is stopped when dropped, also when the test fails.
 //!
 //! Dovecot runs its mail processes as the userdb's uid and refuses uid 0
@@ -42,30 +44,28 @@ pub struct Dovecot {
 
 impl Dovecot {
     /// Starts Dovecot serving the Maildirs under `mail_root` (read as
-    /// [`MAIL_USER`]) to `users` (full address, password), with PLAIN
-    /// login over plaintext IMAP, and waits until it listens.
+    /// [`MAIL_USER`]) to the users of the passwd-file `users` (full
+    /// addresses; see [`share_users_file`]), logging in over plaintext
+    /// IMAP, and waits until it listens.
     ///
     /// Errors: not root (Dovecot's master binds and changes user), no
     /// `dovecot` program or no IMAP support (both say that .ci/run installs
     /// dovecot-imapd), or Dovecot exiting or not listening in time (with
     /// its log).
-    pub fn start(mail_root: &Path, users: &[(&str, &str)]) -> Result<Dovecot> {
+    pub fn start(mail_root: &Path, users: &Path) -> Result<Dovecot> {
         ensure!(
             std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m))? == 0,
             "the Dovecot test must run as root: Dovecot's master starts as root and changes to its users"
         );
         let (uid, gid) = user_ids(MAIL_USER)?;
         let dir = tempfile::tempdir()?;
-        // Dovecot's auth process runs as the dovecot user and reads the
-        // passwd-file from here (tempdir makes 0700 directories).
+        // Dovecot's processes run as its own users and must reach their
+        // runtime directory (tempdir makes 0700 directories).
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-        let passwd = dir.path().join("passwd");
-        let entries: String = users.iter().map(|(user, password)| format!("{user}:{{PLAIN}}{password}\n")).collect();
-        std::fs::write(&passwd, entries)?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let config = dir.path().join("dovecot.conf");
         let log = dir.path().join("dovecot.log");
-        std::fs::write(&config, configuration(dir.path(), mail_root, &passwd, addr, uid, gid))?;
+        std::fs::write(&config, configuration(dir.path(), mail_root, users, addr, uid, gid))?;
         let child = Command::new("dovecot")
             .arg("-F")
             .arg("-c")
@@ -105,7 +105,7 @@ impl Dovecot {
         Ok(())
     }
 
-    /// Logs in as `user` over IMAP (python3's imaplib, PLAIN), SELECTs
+    /// Logs in as `user` over IMAP (python3's imaplib, LOGIN), SELECTs
     /// INBOX and fetches every message with `BODY.PEEK[]`: the messages
     /// exactly as Dovecot serves them, in sequence-number order.
     ///
@@ -147,14 +147,32 @@ impl Drop for Dovecot {
     }
 }
 
-/// Gives the Maildirs under `mail_root`, and every directory above it
-/// that is not already, to [`MAIL_USER`]: what they would be had smtpcell
-/// run as that user (see the module documentation). The directories above
-/// the root only become searchable by others (mode 0711), nothing more.
+/// Gives the Maildirs under `mail_root` to [`MAIL_USER`]: what they would
+/// be had smtpcell run as that user (see the module documentation). The
+/// directories above the root become searchable (see [`reachable`]).
 pub fn hand_over(mail_root: &Path) -> Result<()> {
     let out = Command::new("chown").arg("-R").arg(format!("{MAIL_USER}:{MAIL_USER}")).arg(mail_root).output()?;
     ensure!(out.status.success(), "chown {}: {}", mail_root.display(), String::from_utf8_lossy(&out.stderr));
-    for dir in mail_root.ancestors().skip(1) {
+    reachable(mail_root)
+}
+
+/// Lets Dovecot's auth process, which runs as the `dovecot` user, read
+/// the users file at `path` (`smtpcell passwd` creates it 0600, and keeps
+/// the owner and mode of an existing one): group `dovecot`, mode 0640, as a
+/// deployment sharing the file would set it.
+pub fn share_users_file(path: &Path) -> Result<()> {
+    let out = Command::new("chgrp").arg("dovecot").arg(path).output()?;
+    ensure!(out.status.success(), "chgrp dovecot {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640))?;
+    reachable(path)
+}
+
+/// Makes every directory above `path` searchable by others (adds mode
+/// 0011 where it is missing; temporary directories are 0700), so that
+/// Dovecot's unprivileged processes can reach `path`; nothing becomes
+/// listable or readable.
+fn reachable(path: &Path) -> Result<()> {
+    for dir in path.ancestors().skip(1).filter(|dir| !dir.as_os_str().is_empty()) {
         let mode = std::fs::metadata(dir)?.permissions().mode();
         if mode & 0o001 == 0 {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011))?;
@@ -165,8 +183,8 @@ pub fn hand_over(mail_root: &Path) -> Result<()> {
 
 /// The configuration of the private instance: IMAP only, on `addr`,
 /// plaintext with PLAIN login (loopback, test passwords), users from the
-/// passwd-file `passwd`, each one's Maildir `mail_root/domain/user`, read
-/// as `uid`:`gid`.
+/// passwd-file `passwd` (the scheme is each hash's `{SCHEME}` prefix),
+/// each one's Maildir `mail_root/domain/user`, read as `uid`:`gid`.
 fn configuration(dir: &Path, mail_root: &Path, passwd: &Path, addr: SocketAddr, uid: u32, gid: u32) -> String {
     let (dir, root, passwd) = (dir.display(), mail_root.display(), passwd.display());
     let (ip, port) = (addr.ip(), addr.port());
@@ -184,7 +202,7 @@ first_valid_uid = {uid}
 last_valid_uid = {uid}
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {passwd}
+  args = username_format=%u {passwd}
 }}
 userdb {{
   driver = static

@@ -2,8 +2,9 @@
 //! server configured as `smtpcell serve --config` is (a local domain, a
 //! recipients table with an alias, `mailboxes`) takes mail from python3's
 //! smtplib, then a private Dovecot (Debian's dovecot-imapd, on loopback
-//! with its own configuration, `mail_location = maildir:ROOT/%d/%n`) serves
-//! each user's INBOX over IMAP, and every message fetched is byte for byte
+//! with its own configuration, `mail_location = maildir:ROOT/%d/%n`, the
+//! users file `smtpcell passwd` writes as its passdb) serves each user's
+//! INBOX over IMAP, and every message fetched is byte for byte
 //! the file smtpcell wrote: `Delivered-To` its mailbox, the content as
 //! sent (8-bit, 998-octet lines, dots), no other recipient named.
 //!
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use smtpcell_tests::configured::ConfiguredServer;
-use smtpcell_tests::dovecot::{Dovecot, hand_over};
+use smtpcell_tests::dovecot::{Dovecot, hand_over, share_users_file};
 use smtpcell_tests::server::stored_message;
 
 const CONFIG: &str = r#"
@@ -161,9 +162,15 @@ fn dovecot_serves_each_users_maildir_byte_exact() {
         assert!(!String::from_utf8_lossy(bytes).contains("bob@"), "{} names bob", path.display());
     }
 
+    // The users file smtpcell's AUTH reads, shared with Dovecot as its passdb.
+    let users = server.dir().join("users");
+    for (user, password) in USERS {
+        smtpcell::users::set_password(&users, user, password.as_bytes()).unwrap();
+    }
+    share_users_file(&users).unwrap();
     let vmail: &Path = &server.dir().join("vmail");
     hand_over(vmail).unwrap();
-    let dovecot = Dovecot::start(vmail, &USERS).unwrap();
+    let dovecot = Dovecot::start(vmail, &users).unwrap();
     assert_fetched_exactly(&dovecot, USERS[0].0, USERS[0].1, &alice);
     assert_fetched_exactly(&dovecot, USERS[1].0, USERS[1].1, &bob);
     // A user's password does not open another's mailbox.
