@@ -66,17 +66,14 @@ impl Dovecot {
         let config = dir.path().join("dovecot.conf");
         let log = dir.path().join("dovecot.log");
         std::fs::write(&config, configuration(dir.path(), mail_root, users, addr, uid, gid))?;
-        let child = Command::new("dovecot")
-            .arg("-F")
-            .arg("-c")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|err| match err.kind() {
-                std::io::ErrorKind::NotFound => {
-                    anyhow::anyhow!("dovecot is not installed (.ci/run installs the Debian package dovecot-imapd)")
+        let child =
+            Command::new("dovecot").arg("-F").arg("-c").arg(&config).stdin(Stdio::null()).spawn().map_err(|err| {
+                match err.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        anyhow::anyhow!("dovecot is not installed (.ci/run installs the Debian package dovecot-imapd)")
+                    }
+                    _ => anyhow::Error::new(err).context("starting dovecot"),
                 }
-                _ => anyhow::Error::new(err).context("starting dovecot"),
             })?;
         let mut dovecot = Dovecot { addr, config, log, child, _dir: dir };
         dovecot.wait_listening()?;

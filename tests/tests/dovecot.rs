@@ -154,7 +154,8 @@ fn dovecot_serves_each_users_maildir_byte_exact() {
 
     let alice = stored(&server, "alice");
     let bob = stored(&server, "bob");
-    assert_eq!((alice.len(), bob.len()), (2, 2), "alice's copies {alice:?}, bob's {bob:?}");
+    let names = |copies: &[(PathBuf, Vec<u8>)]| copies.iter().map(|(path, _)| path.clone()).collect::<Vec<_>>();
+    assert_eq!((alice.len(), bob.len()), (2, 2), "alice's copies {:?}, bob's {:?}", names(&alice), names(&bob));
     check_copies(&alice, "alice", &["bob@"], &[&first, &second]);
     check_copies(&bob, "bob", &["alice@"], &[&first, &second]);
     // The blind copy: bob's address is nowhere in what alice can read.
@@ -174,5 +175,6 @@ fn dovecot_serves_each_users_maildir_byte_exact() {
     assert_fetched_exactly(&dovecot, USERS[0].0, USERS[0].1, &alice);
     assert_fetched_exactly(&dovecot, USERS[1].0, USERS[1].1, &bob);
     // A user's password does not open another's mailbox.
-    assert!(dovecot.fetch_inbox(USERS[0].0, USERS[1].1).is_err());
+    let refused = dovecot.fetch_inbox(USERS[0].0, USERS[1].1).unwrap_err().to_string();
+    assert!(refused.contains("AUTHENTICATIONFAILED"), "{refused}");
 }
