@@ -7,8 +7,8 @@
 //! log in a temporary directory; /etc/dovecot and any system Dovecot are
 //! left alone. Its passdb is a passwd-file: smtpcell's users file, which is
 //! in that format (`smtpcell passwd` writes `{ARGON2ID}` hashes, which
-//! Debian's Dovecot verifies). It runs in the foreground (`dovecot -F`) as the test's
-//! child and is stopped when dropped, also when the test fails.
+//! Debian's Dovecot verifies). It runs in the foreground (`dovecot -F`) as
+//! the test's child and is stopped when dropped, also when the test fails.
 //!
 //! Dovecot runs its mail processes as the userdb's uid and refuses uid 0
 //! whatever `first_valid_uid` says ("userdb returned 0 as uid"), so the
