@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use smtpcell::spool::{HELD_CONTENT_MAX, Maildir, MessageMeta, Spool, StoredRecipient, trace_headers};
+use smtpcell::spool::{Destination, HELD_CONTENT_MAX, Maildir, MessageMeta, Spool, StoredRecipient, trace_headers};
 
 /// Message sizes (octets of content) and messages per size and path.
 const SIZES: [(usize, usize); 5] =
@@ -212,7 +212,12 @@ fn meta() -> MessageMeta {
         client_ip: "192.0.2.1".parse().unwrap(),
         helo: "client.bench.test".into(),
         reverse_path: "sender@example.org".into(),
-        recipients: vec![StoredRecipient { address: "rcpt@example.net".into(), notify: None, orcpt: None }],
+        recipients: vec![StoredRecipient {
+            address: "rcpt@example.net".into(),
+            notify: None,
+            orcpt: None,
+            destinations: vec![Destination::Inbox],
+        }],
         protocol: "ESMTP".into(),
         body: "8BITMIME",
         smtputf8: false,
