@@ -128,6 +128,12 @@ impl MaildirDirs {
         self.new_dir()?.sync_all().map_err(|err| at(&self.new, err))
     }
 
+    /// The directories created for this Maildir not yet fsynced.
+    #[cfg(test)]
+    pub fn unsynced(&self) -> Vec<PathBuf> {
+        self.lock_unsynced().clone()
+    }
+
     fn lock_unsynced(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
         // A panic while holding it left a whole Vec: still usable.
         self.unsynced.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -176,13 +182,12 @@ mod tests {
             let mode = fs::metadata(root.join(sub)).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{sub}");
         }
-        let pending = dirs.lock_unsynced().clone();
-        assert_eq!(pending, [top.path().to_path_buf(), top.path().join("example.org"), root.clone()]);
+        assert_eq!(dirs.unsynced(), [top.path().to_path_buf(), top.path().join("example.org"), root.clone()]);
         dirs.make_durable().unwrap();
-        assert!(dirs.lock_unsynced().is_empty());
+        assert!(dirs.unsynced().is_empty());
         // Opened again: nothing was created, nothing is pending.
         let again = MaildirDirs::create(&root, true).unwrap();
-        assert!(again.lock_unsynced().is_empty());
+        assert!(again.unsynced().is_empty());
         assert!(again.same_as(&dirs));
         assert!(!again.same_as(&MaildirDirs::create(&top.path().join("other"), false).unwrap()));
     }

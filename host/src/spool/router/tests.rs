@@ -364,12 +364,21 @@ async fn a_crashed_predecessors_partial_files_in_a_mailbox_are_swept_on_first_de
     fs::write(tmp.join("1700000000.M1P1Q3.other.test"), b"another server's").unwrap();
     site.store(&mixed(), &content(10), b"").await.unwrap();
     assert_eq!(names(&tmp), ["1700000000.M1P1Q3.other.test"]);
-    // Never again in this process: from now on, files here named with our
-    // pid are messages in flight.
+    // Never again in this process, even by a spool opened again on the
+    // same directories (a reload): from now on, files here and in the
+    // inbox named with our pid are messages in flight.
     let own = format!("1700000000.M1P{}Q3.mx.test", std::process::id());
     fs::write(tmp.join(&own), b"in flight").unwrap();
+    fs::write(site.maildir("inbox").join("tmp").join(&own), b"in flight").unwrap();
     site.store(&mixed(), &content(10), b"").await.unwrap();
-    assert_eq!(names(&tmp), ["1700000000.M1P1Q3.other.test".to_string(), own]);
+    let routes = Routes { mailboxes: Some(site.dir.path().join("mail")), outgoing: None };
+    let reloaded = Router::open(site.maildir("inbox"), routes, "mx.test").unwrap();
+    let to_alice = meta(vec![rcpt("alice@local.test", vec![mailbox("alice@local.test")])]);
+    let mut txn = reloaded.begin(&to_alice).unwrap();
+    txn.write(&content(10)).unwrap();
+    txn.commit(Vec::new(), Arc::new(AtomicBool::new(false))).await.unwrap();
+    assert_eq!(names(&tmp), ["1700000000.M1P1Q3.other.test".to_string(), own.clone()]);
+    assert_eq!(names(&site.maildir("inbox").join("tmp")), [own]);
 }
 
 #[tokio::test]
@@ -377,7 +386,15 @@ async fn a_users_maildir_is_created_private_on_first_delivery() {
     use std::os::unix::fs::PermissionsExt;
     let site = Site::new();
     assert!(!site.dir.path().join("mail").exists(), "created with the first mailbox");
-    site.store(&mixed(), &content(10), b"").await.unwrap();
+    let alice = Mailbox::new("alice", "local.test").unwrap();
+    let mut txn = site.router.begin(&mixed()).unwrap();
+    let dirs = site.router.mailboxes.as_ref().unwrap().dirs(&alice).unwrap();
+    let created = ["", "mail", "mail/local.test", "mail/local.test/alice"];
+    let created: Vec<PathBuf> = created.iter().map(|d| site.dir.path().join(d).components().collect()).collect();
+    assert_eq!(dirs.unsynced(), created, "the directories that gained an entry");
+    txn.write(&content(10)).unwrap();
+    txn.commit(Vec::new(), Arc::new(AtomicBool::new(false))).await.unwrap();
+    assert!(dirs.unsynced().is_empty(), "flushed before the message was acknowledged");
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     for dir in ["mail", "mail/local.test", "mail/local.test/alice", "mail/local.test/alice/new"] {
         assert_eq!(mode(&site.dir.path().join(dir)), 0o700, "{dir}");
