@@ -6,7 +6,10 @@
 //! when end headers come), without end headers ("new") and with two
 //! (`END`, "new+end"), against the path it replaced (header block written
 //! first, content streamed behind it through a 64 KiB buffer), which is
-//! kept here, and only here, for this comparison.
+//! kept here, and only here, for this comparison. A fourth path stores the
+//! message with end headers as four copies ("4 copies"), as a [`Router`]
+//! does for a message to the inbox, two users' Maildirs and the outgoing
+//! one: its ratio is to "new+end", the same message as one copy.
 //!
 //! `cargo bench -p smtpcell --bench spool [-- DIR...]` measures in a fresh
 //! Maildir under each DIR (default: the temporary directory, and /dev/shm
@@ -28,7 +31,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use smtpcell::spool::{Destination, HELD_CONTENT_MAX, Maildir, MessageMeta, Spool, StoredRecipient, trace_headers};
+use smtpcell::spool::{
+    Destination, HELD_CONTENT_MAX, Mailbox, Maildir, MessageMeta, Router, Routes, Spool, StoredRecipient, trace_headers,
+};
 
 /// Message sizes (octets of content) and messages per size and path.
 const SIZES: [(usize, usize); 5] =
@@ -56,31 +61,38 @@ fn main() {
         let root = tempfile::Builder::new().prefix("spool-bench").tempdir_in(&dir).unwrap();
         let maildir = Maildir::open(root.path().join("mail"), "new.bench.test").unwrap();
         let mut old = OldMaildir::open(&root.path().join("mail")).unwrap();
+        let routes =
+            Routes { mailboxes: Some(root.path().join("users")), outgoing: Some(root.path().join("outgoing")) };
+        let router = Router::open(root.path().join("routed"), routes, "routed.bench.test").unwrap();
         println!("\n{} ({}), content in {} KiB pieces", dir.display(), fs_type(&dir), PIECE >> 10);
-        println!("| content | messages | old: time | new: time | new+end: time | old: CPU | new: CPU | new+end: CPU |");
-        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        println!(
+            "| content | messages | old: time | new: time | new+end: time | 4 copies: time \
+             | old: CPU | new: CPU | new+end: CPU | 4 copies: CPU |"
+        );
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         for (size, count) in SIZES {
             let count = if measuring { count } else { 1 };
             let content = content(size);
-            let mut runs: [Vec<(Duration, Duration)>; 3] = Default::default();
+            let mut runs: [Vec<(Duration, Duration)>; 4] = Default::default();
             for i in 0..count + if measuring { WARM_UP } else { 0 } {
                 // Rotate which goes first, so none always follows another.
-                for k in 0..3 {
-                    let path = (i + k) % 3;
+                for k in 0..4 {
+                    let path = (i + k) % 4;
                     let run = measure(|| match path {
                         0 => tokio.block_on(old.store(&meta(), &content)),
                         1 => tokio.block_on(store(&maildir, &meta(), &content, b"")),
-                        _ => tokio.block_on(store(&maildir, &meta(), &content, END)),
+                        2 => tokio.block_on(store(&maildir, &meta(), &content, END)),
+                        _ => tokio.block_on(store(&router, &four_copies(), &content, END)),
                     });
                     if !measuring || i >= WARM_UP {
                         runs[path].push(run);
                     }
                 }
             }
-            let [old, new, end] = runs.map(|r| summary(&r));
+            let [old, new, end, copies] = runs.map(|r| summary(&r));
             let ratio = |a: Duration, b: Duration| format!("{:.2}", a.as_secs_f64() / b.as_secs_f64());
             println!(
-                "| {} | {} | {} | {} ({}) | {} ({}) | {} | {} ({}) | {} ({}) |",
+                "| {} | {} | {} | {} ({}) | {} ({}) | {} ({}) | {} | {} ({}) | {} ({}) | {} ({}) |",
                 human(size),
                 count,
                 ms(old.0),
@@ -88,11 +100,15 @@ fn main() {
                 ratio(new.0, old.0),
                 ms(end.0),
                 ratio(end.0, old.0),
+                ms(copies.0),
+                ratio(copies.0, end.0),
                 ms(old.1),
                 ms(new.1),
                 ratio(new.1, old.1),
                 ms(end.1),
                 ratio(end.1, old.1),
+                ms(copies.1),
+                ratio(copies.1, end.1),
             );
         }
     }
@@ -104,8 +120,8 @@ const END: &[u8] = b"Authentication-Results: mx.bench.test; spf=pass smtp.mailfr
 
 /// Today's path: what a connection does with a message, with `end` as the
 /// end headers.
-async fn store(maildir: &Maildir, meta: &MessageMeta, content: &[u8], end: &[u8]) -> io::Result<()> {
-    let mut txn = maildir.begin(meta)?;
+async fn store(spool: &dyn Spool, meta: &MessageMeta, content: &[u8], end: &[u8]) -> io::Result<()> {
+    let mut txn = spool.begin(meta)?;
     for piece in content.chunks(PIECE) {
         txn.write(piece)?;
     }
@@ -227,6 +243,27 @@ fn meta() -> MessageMeta {
         handled_by: "smtpcell-guest@0.1.0".into(),
         tls: None,
         authenticated: None,
+    }
+}
+
+/// A message to the inbox, two users (one of them also through an alias)
+/// and a remote address: four copies.
+fn four_copies() -> MessageMeta {
+    let user = |name: &str| Destination::Mailbox(Mailbox::new(name, "example.net").unwrap());
+    let rcpt = |address: &str, destinations: Vec<Destination>| StoredRecipient {
+        address: address.into(),
+        notify: None,
+        orcpt: None,
+        destinations,
+    };
+    MessageMeta {
+        recipients: vec![
+            rcpt("postmaster@example.net", vec![Destination::Inbox]),
+            rcpt("alice@example.net", vec![user("alice")]),
+            rcpt("team@example.net", vec![user("alice"), user("bob")]),
+            rcpt("carol@example.com", vec![Destination::Outgoing("carol@example.com".into())]),
+        ],
+        ..meta()
     }
 }
 

@@ -85,11 +85,11 @@ impl Job {
     }
 
     /// Checks each copy's writeback, then renames them all into new/.
-    fn check_and_rename(&self, synced: &HashMap<u64, io::Result<()>>) -> io::Result<()> {
+    fn check_and_rename(&self, synced: &Synced) -> io::Result<()> {
         for copy in &self.copies {
             match &synced[&copy.dirs.dev()] {
-                Ok(()) => writeback_error(&copy.file)?,
-                Err(err) => return Err(clone(err)),
+                Ok(Ok(())) => writeback_error(&copy.file)?,
+                Ok(Err(err)) | Err(err) => return Err(clone(err)),
             }
         }
         if self.cancelled.load(Ordering::SeqCst) {
@@ -101,6 +101,10 @@ impl Job {
         Ok(())
     }
 }
+
+/// Phase 1's outcome for each filesystem of a batch (`st_dev`): the
+/// `syncfs`, or when no new/ directory on it could be opened, why.
+type Synced = HashMap<u64, io::Result<io::Result<()>>>;
 
 /// The sending side, shared by the spool and its open transactions. The
 /// thread ends when every sender is gone, after finishing what was queued.
@@ -135,10 +139,15 @@ fn run(queue: &mpsc::Receiver<Job>) {
 
 fn commit_batch(batch: Vec<Job>) {
     // Phase 1: the contents of every file in the batch on disk, one
-    // syncfs per filesystem.
-    let mut synced = HashMap::new();
+    // syncfs per filesystem, through any new/ of the batch on it that
+    // opens: a user's Maildir removed meanwhile must fail only the
+    // messages to it, not every message on its filesystem.
+    let mut synced: Synced = HashMap::new();
     for copy in batch.iter().flat_map(|job| &job.copies) {
-        synced.entry(copy.dirs.dev()).or_insert_with(|| copy.dirs.new_dir().and_then(|dir| syncfs(&dir)));
+        let dev = copy.dirs.dev();
+        if !matches!(synced.get(&dev), Some(Ok(_))) {
+            synced.insert(dev, copy.dirs.new_dir().map(|dir| syncfs(&dir)));
+        }
     }
     let mut renamed = Vec::with_capacity(batch.len());
     for job in batch {

@@ -13,7 +13,9 @@
 //! headers existed. Only a spilled message that does get end headers is
 //! assembled anew: a new file gets the whole header block and then the
 //! spilled content by `copy_file_range(2)`, which copies inside the kernel:
-//! the content never comes back through userspace.
+//! the content never comes back through userspace. A message stored as
+//! several copies (see [`super::router`]) gets each other copy the same
+//! way ([`Content::copy_behind`]), from memory or from the spill file.
 //!
 //! No copy at all would need the content to land at its final offset. The
 //! filesystems that can move or share extents (ext4 and XFS with

@@ -4,11 +4,11 @@
 //! `new/` only once it is durable, so a crash or `kill -9` leaves the
 //! messages that were in flight as partial files in `tmp/`: each message's
 //! own file (empty while its content is still held in memory, see
-//! `spool::content`), and for a large message caught at commit, the file
-//! its header block and content were being copied into. None of them was
-//! acknowledged (the 250 comes after the rename), so nothing is lost by
-//! removing them, and nothing else ever would: without this sweep they stay
-//! forever.
+//! `spool::content`), and for a message caught at commit, the files its
+//! copies were being written into (here, or in the other Maildirs it was
+//! going to). None of them was acknowledged (the 250 comes after the
+//! rename), so nothing is lost by removing them, and nothing else ever
+//! would: without this sweep they stay forever.
 //!
 //! Only files this server writes are touched, recognised by their name
 //! (`{seconds}.M{microseconds}P{pid}Q{counter}.{host}`, see

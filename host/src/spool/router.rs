@@ -133,24 +133,27 @@ impl Router {
                 }
             }
         }
+        // Refused before any user's Maildir is made ready for it.
+        if let (Some((mailbox, named)), None) = (mailboxes.first(), &self.mailboxes) {
+            let place = format!("the mailbox {}", mailbox.address());
+            return Err(not_opened_for(&meta.recipients[named[0]], &place, "mailboxes"));
+        }
+        if let (Some(&(i, forward_path)), None) = (outgoing.first(), &self.outgoing) {
+            let place = format!("<{forward_path}> in the outgoing Maildir");
+            return Err(not_opened_for(&meta.recipients[i], &place, "outgoing"));
+        }
         let mut routes = Vec::with_capacity(usize::from(!inbox.is_empty()) + mailboxes.len() + 1);
         let envelope = |named: &[usize]| named.iter().map(|&i| as_named(&meta.recipients[i], None)).collect();
         if !inbox.is_empty() {
             routes.push(Route { dirs: self.inbox.clone(), delivered_to: None, envelope: envelope(&inbox) });
         }
-        if let Some((mailbox, named)) = mailboxes.first() {
-            let Some(table) = &self.mailboxes else {
-                return Err(not_opened_for(&meta.recipients[named[0]], &format!("the mailbox {}", mailbox.address()), "mailboxes"));
-            };
+        if let Some(table) = &self.mailboxes {
             for (mailbox, named) in &mailboxes {
                 let dirs = table.dirs(mailbox)?;
                 routes.push(Route { dirs, delivered_to: Some(mailbox.address()), envelope: envelope(named) });
             }
         }
-        if let Some(&(i, forward_path)) = outgoing.first() {
-            let Some(dirs) = &self.outgoing else {
-                return Err(not_opened_for(&meta.recipients[i], &format!("<{forward_path}> in the outgoing Maildir"), "outgoing"));
-            };
+        if let (false, Some(dirs)) = (outgoing.is_empty(), &self.outgoing) {
             let envelope = outgoing.iter().map(|&(i, path)| as_named(&meta.recipients[i], Some(path))).collect();
             routes.push(Route { dirs: dirs.clone(), delivered_to: None, envelope });
         }

@@ -130,7 +130,7 @@ impl Pending {
     /// before copies existed (see [`RoutedTransaction::commit`]).
     fn light(&self, end_headers: &[u8]) -> bool {
         match self.routes.len() {
-            1 => !(self.content.spilled() && !end_headers.is_empty()),
+            1 => !self.content.spilled() || end_headers.is_empty(),
             n => !self.content.spilled() && n.saturating_mul(self.content.held_len()) <= HELD_CONTENT_MAX,
         }
     }
@@ -147,7 +147,12 @@ impl Pending {
             let (_, tmp_path, file) = names.create_tmp(&route.dirs.tmp).map_err(|err| at(&route.dirs.tmp, err))?;
             own.0.push(tmp_path.clone());
             content.copy_behind(&headers(&meta, route, queue_id, end_headers), &file).map_err(|e| at(&tmp_path, e))?;
-            written.push(Written { file, tmp_path, new_path: route.dirs.new.join(&delivered), dirs: route.dirs.clone() });
+            written.push(Written {
+                file,
+                tmp_path,
+                new_path: route.dirs.new.join(&delivered),
+                dirs: route.dirs.clone(),
+            });
         }
         let first = &routes[0];
         let first_headers = headers(&meta, first, queue_id, end_headers);
@@ -166,7 +171,8 @@ impl Pending {
             let _ = fs::remove_file(&own_path);
             (path, file)
         };
-        written.insert(0, Written { file, tmp_path, new_path: first.dirs.new.join(&delivered), dirs: first.dirs.clone() });
+        written
+            .insert(0, Written { file, tmp_path, new_path: first.dirs.new.join(&delivered), dirs: first.dirs.clone() });
         own.keep();
         Ok(written)
     }

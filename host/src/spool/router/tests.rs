@@ -20,8 +20,7 @@ struct Site {
 impl Site {
     fn new() -> Site {
         let dir = tempfile::tempdir().unwrap();
-        let routes =
-            Routes { mailboxes: Some(dir.path().join("mail")), outgoing: Some(dir.path().join("outgoing")) };
+        let routes = Routes { mailboxes: Some(dir.path().join("mail")), outgoing: Some(dir.path().join("outgoing")) };
         let router = Router::open(dir.path().join("inbox"), routes, "mx.test").unwrap();
         Site { dir, router }
     }
@@ -279,6 +278,28 @@ async fn a_copy_that_fails_leaves_no_copy_anywhere_and_keeps_its_error_kind() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_removed_meanwhile_fails_only_the_messages_to_it() {
+    let site = Arc::new(Site::new());
+    let to = |user: &str| meta(vec![rcpt(&format!("{user}@local.test"), vec![mailbox(&format!("{user}@local.test"))])]);
+    site.store(&to("alice"), &content(10), b"").await.unwrap();
+    site.store(&to("bob"), &content(10), b"").await.unwrap();
+    // Gone behind the spool's back: Bob's new/ no longer opens, in batches
+    // shared with messages to Alice on the same filesystem.
+    fs::remove_dir_all(site.maildir("bob@local.test").join("new")).unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..60 {
+        let site = site.clone();
+        let user = if n % 2 == 0 { "bob" } else { "alice" };
+        tasks.spawn(async move { (user, site.store(&to(user), &content(10), b"").await) });
+    }
+    while let Some(outcome) = tasks.join_next().await {
+        let (user, stored) = outcome.unwrap();
+        assert_eq!(stored.is_ok(), user == "alice", "{user}: {stored:?}");
+    }
+    assert_eq!(site.delivered("alice@local.test").len(), 31);
+}
+
 #[tokio::test]
 async fn a_mailbox_that_cannot_take_mail_fails_the_message_not_the_spool() {
     let site = Site::new();
@@ -377,7 +398,9 @@ async fn a_crashed_predecessors_partial_files_in_a_mailbox_are_swept_on_first_de
     let mut txn = reloaded.begin(&to_alice).unwrap();
     txn.write(&content(10)).unwrap();
     txn.commit(Vec::new(), Arc::new(AtomicBool::new(false))).await.unwrap();
-    assert_eq!(names(&tmp), ["1700000000.M1P1Q3.other.test".to_string(), own.clone()]);
+    let mut kept = ["1700000000.M1P1Q3.other.test".to_string(), own.clone()];
+    kept.sort();
+    assert_eq!(names(&tmp), kept);
     assert_eq!(names(&site.maildir("inbox").join("tmp")), [own]);
 }
 
@@ -422,6 +445,12 @@ async fn a_destination_the_spool_was_not_opened_for_fails_begin() {
         assert_eq!(spool.begin(&nowhere).err().unwrap().kind(), io::ErrorKind::InvalidInput);
     }
     assert!(names(&dir.path().join("inbox/tmp")).is_empty() && names(&dir.path().join("maildir/tmp")).is_empty());
+    // Nor is a user's Maildir made for a message refused for another reason.
+    let routes = Routes { mailboxes: Some(dir.path().join("mail")), outgoing: None };
+    let without_outgoing = Router::open(dir.path().join("inbox"), routes, "mx.test").unwrap();
+    let err = without_outgoing.begin(&mixed()).err().unwrap();
+    assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+    assert!(!dir.path().join("mail").exists());
 }
 
 #[test]
