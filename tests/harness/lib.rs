@@ -7,6 +7,8 @@ pub mod configured;
 pub mod driver;
 pub mod log;
 pub mod server;
+pub mod session;
+pub mod stored;
 pub mod tls;
 pub mod transcript;
 
