@@ -26,6 +26,7 @@ recipients = "{dir}/recipients"
 relay_networks = ["127.0.0.2/32"]
 users = "{dir}/users"
 allow_plaintext_auth = true
+received_auth = true
 "#;
 
 const RECIPIENTS: &str = "\
