@@ -30,7 +30,7 @@ recipients = "{dir}/recipients"
 max_refused_recipients = 3
 "#;
 
-const RECIPIENTS: &str = "alice@example.org  alice@example.org\n";
+const RECIPIENTS: &str = "alice@example.org  alice@example.org\nbob@example.org    bob@example.org\n";
 
 const OUTSIDER: u8 = 3;
 
