@@ -9,7 +9,6 @@ use smtpcell::config::{self, Options};
 use smtpcell::policy::{PasswordFile, RecipientTable, SystemClock};
 use smtpcell::runtime::{CompileCache, Registry, Runtime, SandboxLimits};
 use smtpcell::server::{FileStamp, ReloadableFiles, Reloader, Server, budget, control};
-use smtpcell::spool::Maildir;
 use smtpcell::tls::Certificates;
 use smtpcell::users;
 use tracing::{info, warn};
@@ -200,10 +199,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "component validated"
     );
     let registry = Arc::new(Registry::new(validated.component));
-    let spool = Arc::new(
-        Maildir::open(&settings.storage.maildir, &settings.server.hostname)
-            .with_context(|| format!("opening the Maildir {}", settings.storage.maildir.display()))?,
-    );
+    let spool = config::open_spool(&settings.storage, &settings.server.hostname)?;
     let build = config::policy_builder(args.options.clone(), args.config.clone(), Arc::new(SystemClock));
     let (policy, lines) = build()?;
     for line in &lines {

@@ -26,10 +26,13 @@ pub fn load(flags: &Options, config: Option<&Path>) -> Result<Settings> {
     Settings::resolve(flags, file.as_ref())
 }
 
-/// The spool `storage` names, for a server called `hostname`.
+/// The spool `storage` names, for a server called `hostname`: the inbox
+/// Maildir, and the per-user Maildirs and the outgoing Maildir when
+/// configured. Errors name the directory at fault.
 pub fn open_spool(storage: &StoragePaths, hostname: &str) -> Result<std::sync::Arc<dyn crate::spool::Spool>> {
     use anyhow::Context;
-    let maildir = crate::spool::Maildir::open(&storage.maildir, hostname)
-        .with_context(|| format!("opening the Maildir {}", storage.maildir.display()))?;
-    Ok(std::sync::Arc::new(maildir))
+    let routes = crate::spool::Routes { mailboxes: storage.mailboxes.clone(), outgoing: storage.outgoing.clone() };
+    let router = crate::spool::Router::open(&storage.maildir, routes, hostname)
+        .with_context(|| format!("opening the spool (Maildir {})", storage.maildir.display()))?;
+    Ok(std::sync::Arc::new(router))
 }

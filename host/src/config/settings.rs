@@ -142,7 +142,6 @@ impl Settings {
             shutdown_grace: pick!(shutdown_grace).map_or(defaults.shutdown_grace, Duration::from_secs),
             proxy_networks,
             proxy_header_timeout: secs(f.proxy_header_timeout, ServerConfig::DEFAULT_PROXY_HEADER_TIMEOUT),
-            ..defaults
         };
         let rules = match file {
             Some(file) => Some(rules(file)?),
@@ -179,9 +178,21 @@ impl Settings {
     /// The settings a reload does not apply (all but the policy and the
     /// users file), in a form to compare.
     pub fn restart_only(&self) -> String {
-        let Settings { server, storage, component, watch, control, cache_dir, no_cache, guest_memory_mib, guest_call_budget, .. } =
-            self;
-        format!("{server:?} {storage:?} {component:?} {watch} {control:?} {cache_dir:?} {no_cache} {guest_memory_mib} {guest_call_budget:?}")
+        let Settings {
+            server,
+            storage,
+            component,
+            watch,
+            control,
+            cache_dir,
+            no_cache,
+            guest_memory_mib,
+            guest_call_budget,
+            ..
+        } = self;
+        format!(
+            "{server:?} {storage:?} {component:?} {watch} {control:?} {cache_dir:?} {no_cache} {guest_memory_mib} {guest_call_budget:?}"
+        )
     }
 }
 
@@ -198,6 +209,8 @@ fn rules(file: &ConfigFile) -> Result<RulesConfig> {
         Some(list) => file_networks(Some(file), list, "relay_networks")?,
         None => Networks::default(),
     };
+    let greylisting = o.greylisting.clone().unwrap_or_default();
+    greylisting.validate().map_err(|e| file.error("greylisting", format!("{e:#}")))?;
     Ok(RulesConfig {
         domains,
         recipients: o.recipients.as_ref().map(|path| path.get_ref().clone()),
@@ -205,7 +218,7 @@ fn rules(file: &ConfigFile) -> Result<RulesConfig> {
         relay_networks,
         max_refused_recipients: o.max_refused_recipients.unwrap_or(Settings::DEFAULT_MAX_REFUSED_RECIPIENTS),
         rate_limits: o.rate_limits.clone().unwrap_or_default(),
-        greylisting: o.greylisting.clone().unwrap_or_default(),
+        greylisting,
     })
 }
 

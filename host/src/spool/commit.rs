@@ -8,27 +8,39 @@
 //! share the flushes instead (group commit): durability is kept as long as
 //! no 250 is sent before the bytes and the rename are on disk.
 //!
-//! How: connections hand a written (not yet synced) tmp/ file to this thread
-//! and await a one-shot answer. The thread takes everything queued as one
-//! batch and:
-//! 1. `syncfs` on the Maildir's filesystem: every file of the batch was
-//!    written before this call, so their data and inodes are on disk when it
-//!    returns (ext4, XFS and btrfs end it with a device flush or log force).
-//!    Each file is then asked for its own writeback error (a
-//!    `sync_file_range` wait that reports the file's error state), so a
-//!    failed write fails that message even if `syncfs` reported it to
+//! How: connections hand a message's written (not yet synced) tmp/ files,
+//! one per copy and possibly in several Maildirs, to this thread and await
+//! a one-shot answer. The thread takes everything queued as one batch and:
+//! 1. `syncfs` once on each filesystem the batch's files are on: every file
+//!    of the batch was written before this call, so their data and inodes
+//!    are on disk when it returns (ext4, XFS and btrfs end it with a device
+//!    flush or log force). Each file is then asked for its own writeback
+//!    error (a `sync_file_range` wait that reports the file's error state),
+//!    so a failed write fails that message even if `syncfs` reported it to
 //!    another batch.
-//! 2. Renames every file into new/ (cancelled ones are removed instead), then
-//!    fsyncs new/ once. Only then are the messages acknowledged.
+//! 2. Renames every copy into its Maildir's new/ (a cancelled message's
+//!    copies are removed instead), then fsyncs each new/ directory of the
+//!    batch once, with the directories created for a Maildir since the
+//!    last batch. Only then are the messages acknowledged.
+//!
+//! A message is all or nothing: if any of its copies fails (a write, a
+//! rename, a directory flush), every copy is removed, those already renamed
+//! included (nobody was told 250 for them) and the message gets that
+//! error, its kind kept (a full disk stays [`io::ErrorKind::StorageFull`],
+//! 452). Removals are not flushed: a crash right after one can bring a copy
+//! back, a duplicate of a message the client will send again, never a loss.
 //!
 //! New messages queue while a batch is being flushed and form the next one,
 //! so the batch size follows the load: one message alone pays two flushes,
-//! twenty concurrent ones pay two flushes together.
+//! twenty concurrent ones pay two flushes together, and a message with
+//! copies in three users' Maildirs adds an fsync of each new/ directory,
+//! shared with the batch's other messages to them.
 //!
 //! The cost of `syncfs` is that it flushes whatever else is dirty on the
-//! same filesystem: keep the Maildir off filesystems with bulk writers (the
-//! README says so).
+//! same filesystem: keep the Maildirs off filesystems with bulk writers
+//! (the README says so).
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -39,12 +51,22 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-/// One written message waiting to become durable and visible.
-pub(super) struct Job {
+use super::dirs::MaildirDirs;
+
+/// One copy of a message, written to its tmp/ file.
+pub(super) struct Written {
     /// Written and flushed to the page cache; closed after the flush.
     pub file: File,
     pub tmp_path: PathBuf,
     pub new_path: PathBuf,
+    /// The Maildir `new_path` is in.
+    pub dirs: Arc<MaildirDirs>,
+}
+
+/// One message waiting to become durable and visible: all its copies, or
+/// none.
+pub(super) struct Job {
+    pub copies: Vec<Written>,
     /// Set by the connection when it gave up waiting (the client heard 451):
     /// the message must then not become visible.
     pub cancelled: Arc<AtomicBool>,
@@ -55,13 +77,32 @@ impl Job {
     fn fail(self, err: io::Error) {
         // Whatever happened, the message must not stay half-visible: the
         // client is about to hear 4xx and will send it again.
-        let _ = fs::remove_file(&self.tmp_path);
-        let _ = fs::remove_file(&self.new_path);
+        for copy in &self.copies {
+            let _ = fs::remove_file(&copy.tmp_path);
+            let _ = fs::remove_file(&copy.new_path);
+        }
         let _ = self.done.send(Err(err));
+    }
+
+    /// Checks each copy's writeback, then renames them all into new/.
+    fn check_and_rename(&self, synced: &HashMap<u64, io::Result<()>>) -> io::Result<()> {
+        for copy in &self.copies {
+            match &synced[&copy.dirs.dev()] {
+                Ok(()) => writeback_error(&copy.file)?,
+                Err(err) => return Err(clone(err)),
+            }
+        }
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "gave up waiting for storage"));
+        }
+        for copy in &self.copies {
+            fs::rename(&copy.tmp_path, &copy.new_path)?;
+        }
+        Ok(())
     }
 }
 
-/// The sending side, shared by the Maildir and its open transactions. The
+/// The sending side, shared by the spool and its open transactions. The
 /// thread ends when every sender is gone, after finishing what was queued.
 #[derive(Clone)]
 pub(super) struct Committer {
@@ -69,10 +110,10 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    /// Starts the commit thread for a Maildir whose new/ is `new_dir`.
-    pub fn start(new_dir: File) -> io::Result<Committer> {
+    /// Starts the commit thread.
+    pub fn start() -> io::Result<Committer> {
         let (jobs, queue) = mpsc::channel();
-        std::thread::Builder::new().name("maildir-commit".into()).spawn(move || run(&new_dir, &queue))?;
+        std::thread::Builder::new().name("maildir-commit".into()).spawn(move || run(&queue))?;
         Ok(Committer { jobs })
     }
 
@@ -84,47 +125,43 @@ impl Committer {
     }
 }
 
-fn run(new_dir: &File, queue: &mpsc::Receiver<Job>) {
+fn run(queue: &mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter());
-        commit_batch(new_dir, batch);
+        commit_batch(batch);
     }
 }
 
-fn commit_batch(new_dir: &File, batch: Vec<Job>) {
-    // Phase 1: the contents of every file in the batch on disk.
-    let synced = syncfs(new_dir);
+fn commit_batch(batch: Vec<Job>) {
+    // Phase 1: the contents of every file in the batch on disk, one
+    // syncfs per filesystem.
+    let mut synced = HashMap::new();
+    for copy in batch.iter().flat_map(|job| &job.copies) {
+        synced.entry(copy.dirs.dev()).or_insert_with(|| copy.dirs.new_dir().and_then(|dir| syncfs(&dir)));
+    }
     let mut renamed = Vec::with_capacity(batch.len());
     for job in batch {
-        let outcome = match &synced {
-            Err(err) => Err(copy(err)),
-            Ok(()) => writeback_error(&job.file).and_then(|()| {
-                if job.cancelled.load(Ordering::SeqCst) {
-                    Err(io::Error::new(io::ErrorKind::TimedOut, "gave up waiting for storage"))
-                } else {
-                    fs::rename(&job.tmp_path, &job.new_path)
-                }
-            }),
-        };
-        match outcome {
+        match job.check_and_rename(&synced) {
             Ok(()) => renamed.push(job),
             Err(err) => job.fail(err),
         }
     }
-    if renamed.is_empty() {
-        return;
+    // Phase 2: the names in each new/ on disk, one fsync per directory
+    // (and those created for it); only now may anyone hear 250.
+    let mut flushed: HashMap<*const MaildirDirs, io::Result<()>> = HashMap::new();
+    for copy in renamed.iter().flat_map(|job| &job.copies) {
+        flushed.entry(Arc::as_ptr(&copy.dirs)).or_insert_with(|| copy.dirs.make_durable());
     }
-    // Phase 2: the names in new/ on disk; only now may anyone hear 250.
-    match new_dir.sync_all() {
-        Ok(()) => {
-            for job in renamed {
+    for job in renamed {
+        let failed = job.copies.iter().find_map(|copy| flushed[&Arc::as_ptr(&copy.dirs)].as_ref().err());
+        match failed {
+            None => {
                 let _ = job.done.send(Ok(()));
             }
-        }
-        Err(err) => {
-            for job in renamed {
-                job.fail(copy(&err));
+            Some(err) => {
+                let err = clone(err);
+                job.fail(err);
             }
         }
     }
@@ -152,6 +189,6 @@ fn writeback_error(file: &File) -> io::Result<()> {
 
 /// One error for each message of a batch (io::Error is not Clone); the kind
 /// is kept because it decides between 451 and 452.
-fn copy(err: &io::Error) -> io::Error {
+fn clone(err: &io::Error) -> io::Error {
     io::Error::new(err.kind(), err.to_string())
 }

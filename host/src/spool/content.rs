@@ -127,12 +127,21 @@ impl Content {
         Ok(self.file)
     }
 
-    /// For spilled content that gets end headers: writes `headers` and then
-    /// the whole content into `dst`, a new empty file: the spilled part by
-    /// [`copy_range`], the held rest by one write. The tmp/ file this
-    /// content spilled into is closed on return; removing it is the
-    /// caller's.
-    pub fn copy_behind(self, headers: &[u8], dst: &File) -> io::Result<()> {
+    /// Octets of content held in memory.
+    pub fn held_len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Writes `headers` and then the whole content into `dst`, a new empty
+    /// file: held content in one `writev`; spilled content by
+    /// [`copy_range`], then the held rest by one write. For every copy of
+    /// a message but the one in its own tmp/ file, and for that one too
+    /// when it spilled and then got end headers (removing the spill file
+    /// is then the caller's).
+    pub fn copy_behind(&self, headers: &[u8], dst: &File) -> io::Result<()> {
+        if !self.spilled() {
+            return write_all_vectored(dst, &mut [IoSlice::new(headers), IoSlice::new(&self.held)]);
+        }
         let at = headers.len() as u64;
         dst.write_all_at(headers, 0)?;
         copy_range(&self.file, self.start, dst, at, self.spilled)?;
@@ -238,6 +247,9 @@ mod tests {
         assert!(!held.spilled());
         assert_eq!(std::fs::metadata(dir.path().join("msg")).unwrap().len(), 0, "nothing on disk yet");
         assert!(held.held.capacity() <= HELD_CONTENT_MAX);
+        // Another copy, then the message's own file.
+        held.copy_behind(b"Delivered-To: a@b\r\n", &file(&dir, "copy")).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("copy")).unwrap(), [&b"Delivered-To: a@b\r\n"[..], &content].concat());
         held.write_held_behind(b"H: 1\r\n").unwrap();
         assert_eq!(std::fs::read(dir.path().join("msg")).unwrap(), [&b"H: 1\r\n"[..], &content].concat());
     }
@@ -262,10 +274,13 @@ mod tests {
             assert!(spilling.held.capacity() <= HELD_CONTENT_MAX);
             spilling
         };
-        // With end headers: assembled anew, the content copied behind them.
-        let dst = file(&dir, "final");
-        spill("spill").copy_behind(b"H: 1\r\nH: 2\r\n", &dst).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("final")).unwrap(), [&b"H: 1\r\nH: 2\r\n"[..], &content].concat());
+        // With end headers, or for another copy: assembled anew, the
+        // content copied behind them, as often as asked.
+        let spilled = spill("spill");
+        for name in ["final", "copy"] {
+            spilled.copy_behind(b"H: 1\r\nH: 2\r\n", &file(&dir, name)).unwrap();
+            assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), [&b"H: 1\r\nH: 2\r\n"[..], &content].concat());
+        }
         // Without: the spill file is the message, behind the provisional block.
         spill("in-place").finish_in_place().unwrap();
         assert_eq!(std::fs::read(dir.path().join("in-place")).unwrap(), [&b"H: 1\r\n"[..], &content].concat());

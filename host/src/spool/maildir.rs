@@ -11,240 +11,57 @@
 //! The flushes are group-committed on one thread (see [`super::commit`]):
 //! messages that finish together share one filesystem sync before their
 //! renames and one fsync of new/ after them.
+//!
+//! [`Maildir`] is the spool of one Maildir, every recipient in the one copy:
+//! the [`Router`] with neither users' Maildirs nor an outgoing one.
 
-use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::oneshot;
-use tracing::{info, warn};
-
-use super::commit::{Committer, Job};
-use super::content::Content;
-use super::recovery::sweep_tmp;
-use super::{CommitFuture, MessageMeta, Spool, Transaction, trace_headers};
+use super::router::{Router, Routes};
+use super::{MessageMeta, Spool, Transaction};
 
 /// A Maildir rooted at a directory (created, with tmp/ new/ cur/, if missing).
 pub struct Maildir {
-    root: PathBuf,
-    /// Makes written messages durable and visible, in batches.
-    committer: Committer,
-    names: Arc<Names>,
+    router: Router,
 }
 
 impl Maildir {
     /// Opens (creating if missing) the Maildir at `root` for a server named
     /// `hostname`, and removes the partial messages a crashed or killed
-    /// server left in its `tmp/` (see [`super::recovery`]; one process
-    /// should open a given Maildir once, since the sweep takes files named
-    /// with its own pid for a predecessor's).
+    /// server left in its `tmp/` (see [`super::recovery`]; once per
+    /// process: opening it again sweeps nothing).
     ///
     /// Errors: creating or reading the directories, starting the commit thread.
     pub fn open(root: impl Into<PathBuf>, hostname: &str) -> io::Result<Maildir> {
-        let root = root.into();
-        for sub in ["tmp", "new", "cur"] {
-            // Mail is private: directories we create are the owner's alone
-            // (existing ones keep the mode the operator gave them).
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(root.join(sub))?;
-        }
-        let committer = Committer::start(File::open(root.join("new"))?)?;
-        let host_part = hostname.replace('/', "\\057").replace(':', "\\072");
-        let pid = std::process::id();
-        let swept = sweep_tmp(&root.join("tmp"), &host_part, pid)?;
-        if swept.removed > 0 {
-            warn!(
-                files = swept.removed,
-                bytes = swept.bytes,
-                maildir = %root.display(),
-                "removed partial messages left in tmp/ by a server that stopped without finishing them \
-                 (crash or kill); none had been acknowledged"
-            );
-        }
-        if swept.live > 0 {
-            info!(files = swept.live, "tmp/ holds messages in flight in another running smtpcell; kept");
-        }
-        let names = Names { tmp: root.join("tmp"), new: root.join("new"), host_part, pid, counter: AtomicU64::new(0) };
-        Ok(Maildir { root, committer, names: Arc::new(names) })
+        Ok(Maildir { router: Router::open(root, Routes::default(), hostname)? })
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
-    }
-}
-
-/// How this Maildir names its files; shared with its transactions, since a
-/// spilled message needs a second tmp/ file at commit.
-struct Names {
-    tmp: PathBuf,
-    new: PathBuf,
-    /// The host part of file names, with `/` and `:` escaped as the Maildir
-    /// convention asks.
-    host_part: String,
-    /// Read once: `std::process::id()` is a system call each time.
-    pid: u32,
-    counter: AtomicU64,
-}
-
-impl Names {
-    /// Creates a file in tmp/ (mode 0600, readable and writable) under a
-    /// name unique across processes and restarts: seconds and microseconds
-    /// of the clock, the process id, and a per-process counter (the
-    /// start-up sweep of `tmp/`, [`sweep_tmp`], recognises our files by this
-    /// shape). Opening it with `create_new` turns any residual collision
-    /// into a retry. Returns the unique part of the name (the queue id),
-    /// the path and the file.
-    fn create_tmp(&self) -> io::Result<(String, PathBuf, File)> {
-        loop {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-            let n = self.counter.fetch_add(1, Ordering::Relaxed);
-            let unique = format!("{}.M{}P{}Q{}", now.as_secs(), now.subsec_micros(), self.pid, n);
-            let path = self.tmp.join(format!("{unique}.{}", self.host_part));
-            match OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path) {
-                Ok(file) => return Ok((unique, path, file)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        self.router.inbox()
     }
 }
 
 impl Spool for Maildir {
     /// Creates the message's tmp/ file, which names it (`new/` gets the same
-    /// name) and holds whatever content outgrows memory, behind the header
-    /// block the message gets without end headers. Nothing is written yet.
+    /// name) and holds whatever content outgrows memory. Recipients routed
+    /// anywhere but [`super::Destination::Inbox`] fail it
+    /// ([`io::ErrorKind::Unsupported`]).
     fn begin(&self, meta: &MessageMeta) -> io::Result<Box<dyn Transaction>> {
-        let (queue_id, tmp_path, file) = self.names.create_tmp()?;
-        let provisional = trace_headers(meta, &queue_id, &[]);
-        Ok(Box::new(MaildirTransaction {
-            new_path: self.names.new.join(tmp_path.file_name().expect("tmp path has a file name")),
-            tmp_path,
-            content: Some(Content::new(file, provisional)),
-            meta: meta.clone(),
-            queue_id,
-            names: self.names.clone(),
-            committer: self.committer.clone(),
-        }))
-    }
-}
-
-struct MaildirTransaction {
-    tmp_path: PathBuf,
-    new_path: PathBuf,
-    /// `None` once committed: then Drop has nothing to clean up.
-    content: Option<Content>,
-    /// For the header block, written at commit.
-    meta: MessageMeta,
-    queue_id: String,
-    names: Arc<Names>,
-    committer: Committer,
-}
-
-impl Transaction for MaildirTransaction {
-    fn queue_id(&self) -> &str {
-        &self.queue_id
-    }
-
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        match &mut self.content {
-            Some(content) => content.write(data),
-            None => Err(io::Error::other("write after commit")),
-        }
-    }
-
-    /// A message whose content stayed in memory is written into its tmp/
-    /// file here, in one write (at most `HELD_CONTENT_MAX` octets and the
-    /// header block). A spilled one without end headers is complete in its
-    /// tmp/ file once the held tail is appended. A spilled one with end
-    /// headers is assembled on Tokio's blocking pool, as copying megabytes
-    /// would hold up the executor: a new tmp/ file gets the header block
-    /// and the content (see [`super::content`]), the spill file is removed,
-    /// and the new file goes to the committer under the queue id's name in
-    /// new/. Must be called within a Tokio runtime.
-    fn commit(mut self: Box<Self>, end_headers: Vec<u8>, cancelled: Arc<AtomicBool>) -> CommitFuture {
-        let (done, answer) = oneshot::channel();
-        // Some until commit or drop, and commit consumes the transaction.
-        let content = self.content.take().expect("a transaction is committed at most once");
-        let headers = trace_headers(&self.meta, &self.queue_id, &end_headers);
-        let tmp_path = std::mem::take(&mut self.tmp_path);
-        let new_path = std::mem::take(&mut self.new_path);
-        if content.spilled() && end_headers.is_empty() {
-            match content.finish_in_place() {
-                Ok(file) => self.committer.submit(Job { file, tmp_path, new_path, cancelled, done }),
-                Err(err) => {
-                    let _ = fs::remove_file(&tmp_path);
-                    let _ = done.send(Err(err));
-                }
-            }
-        } else if content.spilled() {
-            let names = self.names.clone();
-            let committer = self.committer.clone();
-            let spill = Spill(tmp_path);
-            tokio::task::spawn_blocking(move || {
-                let assembled = assemble(&names, content, &headers);
-                // Removed before the commit's syncfs: whatever of it was not
-                // written back yet is dropped, never written to the device.
-                drop(spill);
-                match assembled {
-                    Ok((tmp_path, file)) => committer.submit(Job { file, tmp_path, new_path, cancelled, done }),
-                    Err(err) => {
-                        let _ = done.send(Err(err));
-                    }
-                }
-            });
-        } else {
-            match content.write_held_behind(&headers) {
-                Ok(file) => self.committer.submit(Job { file, tmp_path, new_path, cancelled, done }),
-                Err(err) => {
-                    let _ = fs::remove_file(&tmp_path);
-                    let _ = done.send(Err(err));
-                }
-            }
-        }
-        Box::pin(async move { answer.await.unwrap_or_else(|_| Err(io::Error::other("the commit was dropped"))) })
-    }
-}
-
-impl Drop for MaildirTransaction {
-    fn drop(&mut self) {
-        if self.content.take().is_some() {
-            let _ = fs::remove_file(&self.tmp_path);
-        }
-    }
-}
-
-/// The tmp/ file a message spilled into, removed when this is dropped:
-/// whether its content was copied, the copy failed, or the blocking task
-/// never ran.
-struct Spill(PathBuf);
-
-impl Drop for Spill {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
-}
-
-/// A new tmp/ file holding `headers` and then the spilled `content`: its
-/// path and the file, or an error with nothing left behind.
-fn assemble(names: &Names, content: Content, headers: &[u8]) -> io::Result<(PathBuf, File)> {
-    let (_, path, file) = names.create_tmp()?;
-    match content.copy_behind(headers, &file) {
-        Ok(()) => Ok((path, file)),
-        Err(err) => {
-            let _ = fs::remove_file(&path);
-            Err(err)
-        }
+        self.router.begin(meta)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::HELD_CONTENT_MAX;
+    use crate::spool::recovery::sweep_tmp;
+    use crate::spool::{HELD_CONTENT_MAX, trace_headers};
+    use std::fs;
     use std::net::Ipv4Addr;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     fn meta() -> MessageMeta {
         MessageMeta {

@@ -1,12 +1,19 @@
 //! Where accepted mail goes. The connection driver only sees [`Spool`] and
-//! [`Transaction`]; Maildir is the embedded default.
+//! [`Transaction`]; [`Maildir`] (one Maildir) is the embedded default, and
+//! [`Router`] stores each recipient's copy in the inbox Maildir, a local
+//! user's own Maildir or the outgoing Maildir, as its [`Destination`]s say.
 
 mod commit;
 mod content;
 mod destination;
+mod dirs;
+mod mailboxes;
 mod maildir;
+mod names;
 mod recovery;
+mod router;
 mod trace;
+mod transaction;
 
 use std::future::Future;
 use std::io;
@@ -19,6 +26,7 @@ use std::time::SystemTime;
 pub use content::HELD_CONTENT_MAX;
 pub use destination::{BadMailbox, Destination, Mailbox};
 pub use maildir::Maildir;
+pub use router::{Router, Routes};
 pub use trace::{rfc5322_date, trace_headers};
 
 /// One accepted recipient with its RFC 3461 parameters.

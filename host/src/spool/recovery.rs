@@ -12,17 +12,63 @@
 //!
 //! Only files this server writes are touched, recognised by their name
 //! (`{seconds}.M{microseconds}P{pid}Q{counter}.{host}`, see
-//! `Names::create_tmp` in maildir.rs, which names both) with our own host
+//! `Names::create_tmp` in names.rs, which names them all) with our own host
 //! part; files of other delivery agents sharing the Maildir are left alone.
 //! A file is removed when the process that wrote it no longer runs: its pid
 //! is gone, is our own (a restarted server can get the crashed one's pid, as
 //! PID 1 in a container always does), or now belongs to a different
 //! program. A file whose writer is another live smtpcell process (two
 //! servers sharing one Maildir) is kept.
+//!
+//! Each Maildir is swept once per process ([`sweep_tmp_once`]): the inbox
+//! and the outgoing Maildir when the spool opens, a user's Maildir on the
+//! first delivery to it. Never again, since from then on the files there
+//! named with our pid are our own messages in flight, even those of a
+//! spool opened again (a reload) for the same directories.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
+
+use tracing::{info, warn};
+
+/// The `tmp/` directories this process has swept, by canonical path. At
+/// most one entry per Maildir the operator's configuration has named
+/// (users' Maildirs come from the recipients table, never from a client).
+static SWEPT: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock::new(Default::default);
+
+/// [`sweep_tmp`] of `tmp` (with this process's pid) the first time this
+/// process asks for that directory, logging what was removed and kept;
+/// nothing on later calls.
+///
+/// Errors: resolving or reading the directory; it then counts as not swept.
+pub(super) fn sweep_tmp_once(tmp: &Path, host_part: &str) -> io::Result<()> {
+    let canonical = tmp.canonicalize()?;
+    // Held while sweeping: two first deliveries to one Maildir must not
+    // both sweep, the second taking the first's file for a leftover.
+    let mut swept_dirs = SWEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if swept_dirs.contains(&canonical) {
+        return Ok(());
+    }
+    let swept = sweep_tmp(&canonical, host_part, std::process::id())?;
+    swept_dirs.insert(canonical);
+    drop(swept_dirs);
+    if swept.removed > 0 {
+        warn!(
+            files = swept.removed,
+            bytes = swept.bytes,
+            tmp = %tmp.display(),
+            "removed partial messages left in tmp/ by a server that stopped without finishing them \
+             (crash or kill); none had been acknowledged"
+        );
+    }
+    if swept.live > 0 {
+        info!(files = swept.live, tmp = %tmp.display(), "tmp/ holds messages in flight in another running smtpcell; kept");
+    }
+    Ok(())
+}
 
 /// What [`sweep_tmp`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::MessageMeta;
+use super::{MessageMeta, StoredRecipient};
 
 /// The whole header block, in this order, each field ending in CRLF:
 /// `Return-Path`, one `X-Envelope-To` per recipient, `X-Envelope-Body` (the
@@ -22,11 +22,33 @@ use super::MessageMeta;
 /// Values come from [`MessageMeta`], whose strings the host has already
 /// checked for CR, LF and NUL.
 pub fn trace_headers(meta: &MessageMeta, queue_id: &str, end_headers: &[u8]) -> Vec<u8> {
+    copy_headers(meta, None, &meta.recipients, queue_id, end_headers)
+}
+
+/// The header block of one copy of a message: as [`trace_headers`], but
+/// naming only `envelope` (the recipients this copy is for, in its
+/// `X-Envelope-To` fields and its `Received` field's `for` clause), and
+/// starting with `Delivered-To: {delivered_to}` when given (a local
+/// mailbox's copy, as Postfix's local(8) and Dovecot's LDA write it).
+///
+/// Why only its own recipients: a copy is read by whoever owns the place
+/// it is stored in, and naming the other envelope recipients there would
+/// show every Bcc recipient to them.
+pub(super) fn copy_headers(
+    meta: &MessageMeta,
+    delivered_to: Option<&str>,
+    envelope: &[StoredRecipient],
+    queue_id: &str,
+    end_headers: &[u8],
+) -> Vec<u8> {
     debug_assert!(end_headers.is_empty() || end_headers.ends_with(b"\r\n"), "end headers end in CRLF");
     // Writing into a Vec cannot fail, so the results are ignored.
     let mut h = Vec::with_capacity(512 + end_headers.len());
+    if let Some(address) = delivered_to {
+        let _ = write!(h, "Delivered-To: {address}\r\n");
+    }
     let _ = write!(h, "Return-Path: <{}>\r\n", meta.reverse_path);
-    for rcpt in &meta.recipients {
+    for rcpt in envelope {
         let _ = write!(h, "X-Envelope-To: <{}>", rcpt.address);
         if let Some(notify) = &rcpt.notify {
             let _ = write!(h, " NOTIFY={notify}");
@@ -64,7 +86,7 @@ pub fn trace_headers(meta: &MessageMeta, queue_id: &str, end_headers: &[u8]) -> 
         by = meta.handled_by,
         proto = meta.protocol,
     );
-    if let [only] = meta.recipients.as_slice() {
+    if let [only] = envelope {
         let _ = write!(h, "\r\n\tfor <{}>", only.address);
     }
     let _ = write!(h, ";\r\n\t{}\r\n", rfc5322_date(meta.received_at));
