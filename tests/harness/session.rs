@@ -14,8 +14,14 @@ pub const HELO: &str = "client.test";
 
 /// `127.0.0.N`: a loopback client address (Linux routes all of 127/8 to
 /// the loopback interface).
-pub fn loopback(n: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+pub const fn loopback(n: u8) -> IpAddr {
+    loopback_at(0, n)
+}
+
+/// `127.0.NETWORK.HOST`: a loopback client address in the /24 `NETWORK`
+/// (rate limits and greylisting key IPv4 clients by their /24 by default).
+pub const fn loopback_at(network: u8, host: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, network, host))
 }
 
 /// A client connected from `source`, greeted with 220 and through EHLO.

@@ -8,12 +8,13 @@
 //! recipients rate limit. (tests/tests/limits_live.rs covers the basic
 //! delay and a reload that keeps the database.)
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use smtpcell_tests::client::RawClient;
 use smtpcell_tests::configured::ConfiguredServer;
-use smtpcell_tests::session::{authenticated, greeted, loopback, status, transaction, users_file};
+use smtpcell_tests::session::{authenticated, greeted, loopback, loopback_at, status, transaction, users_file};
 use smtpcell_tests::stored::copies;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -55,35 +56,22 @@ fn start(database: &str, more: &str) -> ConfiguredServer {
     ConfiguredServer::start(&config(database, more), &[("recipients", RECIPIENTS), ("users", &users)]).unwrap()
 }
 
-/// A new connection from 127.0.0.`source`: MAIL FROM:<reverse_path>, RCPT
+/// A new connection from `source`: MAIL FROM:<reverse_path>, RCPT
 /// TO:<forward_path>; the client (in its transaction) and the RCPT reply.
-fn attempt(server: &ConfiguredServer, source: IpSource, reverse_path: &str, forward_path: &str) -> (RawClient, String) {
-    let mut c = greeted(server.addr, source.ip()).unwrap();
+fn attempt(server: &ConfiguredServer, source: IpAddr, reverse_path: &str, forward_path: &str) -> (RawClient, String) {
+    let mut c = greeted(server.addr, source).unwrap();
     assert!(c.command(&format!("MAIL FROM:<{reverse_path}>")).unwrap().starts_with("250"));
     let reply = c.command(&format!("RCPT TO:<{forward_path}>")).unwrap();
     (c, reply)
 }
 
-/// A loopback client address: 127.0.`network`.`host` (all of 127/8 is
-/// loopback on Linux; greylisting keys IPv4 clients by their /24).
-#[derive(Clone, Copy)]
-struct IpSource {
-    network: u8,
-    host: u8,
-}
+/// Three addresses of one sender's pool (one /24), and one elsewhere.
+const POOL_A: IpAddr = loopback_at(0, 3);
+const POOL_B: IpAddr = loopback_at(0, 4);
+const POOL_C: IpAddr = loopback_at(0, 5);
+const ELSEWHERE: IpAddr = loopback_at(1, 3);
 
-impl IpSource {
-    fn ip(self) -> std::net::IpAddr {
-        std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, self.network, self.host))
-    }
-}
-
-const POOL_A: IpSource = IpSource { network: 0, host: 3 };
-const POOL_B: IpSource = IpSource { network: 0, host: 4 };
-const POOL_C: IpSource = IpSource { network: 0, host: 5 };
-const ELSEWHERE: IpSource = IpSource { network: 1, host: 3 };
-
-fn rcpt_reply(server: &ConfiguredServer, source: IpSource, reverse_path: &str, forward_path: &str) -> String {
+fn rcpt_reply(server: &ConfiguredServer, source: IpAddr, reverse_path: &str, forward_path: &str) -> String {
     attempt(server, source, reverse_path, forward_path).1
 }
 
@@ -145,7 +133,7 @@ fn authenticated_clients_and_relay_networks_are_not_greylisted() {
         .unwrap();
     assert_eq!(t.rcpt.iter().map(|r| status(r)).collect::<Vec<_>>(), ["250 2.1.5", "250 2.1.5"]);
     assert!(t.queued());
-    let mut submitter = authenticated(server.addr, POOL_A.ip(), "submitter", "pw").unwrap();
+    let mut submitter = authenticated(server.addr, POOL_A, "submitter", "pw").unwrap();
     let t = transaction(&mut submitter, sender, &["bob@example.org", "zed@other.example"], "Subject: auth\r\n\r\nx")
         .unwrap();
     assert_eq!(t.rcpt.iter().map(|r| status(r)).collect::<Vec<_>>(), ["250 2.1.5", "250 2.1.5"]);
@@ -202,7 +190,7 @@ fn greylisting_state_survives_a_restart() {
 fn greylisted_attempts_do_not_count_against_the_recipient_rate() {
     let server = start("{dir}/greylist.redb", "[rate_limits]\nclient_recipients_per_minute = 2\n");
     let sender = "mta@pool.example";
-    let mut c = greeted(server.addr, POOL_A.ip()).unwrap();
+    let mut c = greeted(server.addr, POOL_A).unwrap();
     assert!(c.command(&format!("MAIL FROM:<{sender}>")).unwrap().starts_with("250"));
     for forward_path in ["alice@example.org", "bob@example.org"] {
         assert_eq!(c.command(&format!("RCPT TO:<{forward_path}>")).unwrap(), GREYLISTED);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use smtpcell_tests::client::RawClient;
 use smtpcell_tests::configured::ConfiguredServer;
-use smtpcell_tests::session::{authenticated, greeted, loopback, plain, status, transaction, users_file};
+use smtpcell_tests::session::{authenticated, greeted, loopback, loopback_at, plain, status, transaction, users_file};
 use smtpcell_tests::stored::copies;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -151,12 +151,6 @@ auth_failure_delay_ms = 0
     ConfiguredServer::start(&config, &[("recipients", RECIPIENTS), ("users", &users)]).unwrap()
 }
 
-/// `127.0.network.host`: all of 127/8 is loopback on Linux, and the rate
-/// limits' networks are /24s.
-fn at(network: u8, host: u8) -> IpAddr {
-    IpAddr::V4(std::net::Ipv4Addr::new(127, 0, network, host))
-}
-
 /// Connects from `source`; the client and its first reply.
 fn connect(server: &ConfiguredServer, source: IpAddr) -> (RawClient, String) {
     let mut c = RawClient::connect_from(source, server.addr).unwrap();
@@ -175,31 +169,31 @@ fn assert_turned_away(server: &ConfiguredServer, source: IpAddr, why: &str) {
 fn connections_past_the_rate_of_their_address_or_network_are_turned_away_at_the_door() {
     let server = limited("client_connections_per_minute = 2\nnetwork_connections_per_minute = 3\n");
     let mut open = Vec::new();
-    for source in [at(0, 3), at(0, 3), at(0, 4)] {
+    for source in [loopback_at(0, 3), loopback_at(0, 3), loopback_at(0, 4)] {
         let (c, greeting) = connect(&server, source);
         assert!(greeting.starts_with("220 "), "{greeting:?}");
         open.push(c);
     }
-    assert_turned_away(&server, at(0, 3), "too many connections from your address");
-    assert_turned_away(&server, at(0, 5), "too many connections from your network");
+    assert_turned_away(&server, loopback_at(0, 3), "too many connections from your address");
+    assert_turned_away(&server, loopback_at(0, 5), "too many connections from your network");
     // Another /24 is another network.
-    assert!(connect(&server, at(1, 3)).1.starts_with("220 "));
+    assert!(connect(&server, loopback_at(1, 3)).1.starts_with("220 "));
     // Refused connections were not counted: a minute later, all is back.
     server.clock.advance(MINUTE);
-    assert!(connect(&server, at(0, 5)).1.starts_with("220 "));
-    assert!(connect(&server, at(0, 3)).1.starts_with("220 "));
+    assert!(connect(&server, loopback_at(0, 5)).1.starts_with("220 "));
+    assert!(connect(&server, loopback_at(0, 3)).1.starts_with("220 "));
 }
 
 #[test]
 fn concurrent_connections_are_limited_until_one_ends() {
     let server = limited("client_concurrent_connections = 2\nnetwork_concurrent_connections = 3\n");
-    let (mut first, _) = connect(&server, at(0, 3));
-    let (_second, _) = connect(&server, at(0, 3));
-    assert_turned_away(&server, at(0, 3), "too many concurrent connections from your address");
-    let (_third, greeting) = connect(&server, at(0, 4));
+    let (mut first, _) = connect(&server, loopback_at(0, 3));
+    let (_second, _) = connect(&server, loopback_at(0, 3));
+    assert_turned_away(&server, loopback_at(0, 3), "too many concurrent connections from your address");
+    let (_third, greeting) = connect(&server, loopback_at(0, 4));
     assert!(greeting.starts_with("220 "), "{greeting:?}");
-    assert_turned_away(&server, at(0, 5), "too many concurrent connections from your network");
-    assert!(connect(&server, at(1, 3)).1.starts_with("220 "), "another network");
+    assert_turned_away(&server, loopback_at(0, 5), "too many concurrent connections from your network");
+    assert!(connect(&server, loopback_at(1, 3)).1.starts_with("220 "), "another network");
 
     // No clock involved: a connection that ends frees its slot. The server
     // drops it just after closing the socket, so the test polls briefly.
@@ -207,7 +201,7 @@ fn concurrent_connections_are_limited_until_one_ends() {
     assert_eq!(first.read_to_close().unwrap(), "");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_c, greeting) = connect(&server, at(0, 3));
+        let (_c, greeting) = connect(&server, loopback_at(0, 3));
         if greeting.starts_with("220 ") {
             break;
         }
@@ -226,8 +220,8 @@ fn mail(c: &mut RawClient, reverse_path: &str) -> String {
 #[test]
 fn messages_past_the_rate_of_their_address_or_network_are_refused_at_mail() {
     let server = limited("client_messages_per_minute = 2\nnetwork_messages_per_minute = 3\n");
-    let mut a = greeted(server.addr, at(0, 3)).unwrap();
-    let mut b = greeted(server.addr, at(0, 4)).unwrap();
+    let mut a = greeted(server.addr, loopback_at(0, 3)).unwrap();
+    let mut b = greeted(server.addr, loopback_at(0, 4)).unwrap();
     assert_eq!(status(&mail(&mut a, "s@client.test")), "250 2.1.0");
     assert_eq!(status(&mail(&mut a, "s@client.test")), "250 2.1.0");
     assert_eq!(mail(&mut a, "s@client.test"), RATE_LIMITED);
@@ -244,15 +238,15 @@ fn messages_past_the_rate_of_their_address_or_network_are_refused_at_mail() {
 #[test]
 fn recipients_past_the_rate_of_their_network_are_refused_at_rcpt() {
     let server = limited("network_recipients_per_minute = 3\n");
-    let mut a = greeted(server.addr, at(0, 3)).unwrap();
-    let mut b = greeted(server.addr, at(0, 4)).unwrap();
+    let mut a = greeted(server.addr, loopback_at(0, 3)).unwrap();
+    let mut b = greeted(server.addr, loopback_at(0, 4)).unwrap();
     let t =
         transaction(&mut a, "s@client.test", &["alice@example.org", "bob@example.org"], "Subject: a\r\n\r\nx").unwrap();
     assert!(t.queued(), "{t:?}");
     assert!(b.command("MAIL FROM:<s@client.test>").unwrap().starts_with("250"));
     assert_eq!(status(&b.command("RCPT TO:<alice@example.org>").unwrap()), "250 2.1.5");
     assert_eq!(b.command("RCPT TO:<bob@example.org>").unwrap(), RATE_LIMITED);
-    let mut c = greeted(server.addr, at(1, 3)).unwrap();
+    let mut c = greeted(server.addr, loopback_at(1, 3)).unwrap();
     let t = transaction(&mut c, "s@client.test", &["bob@example.org"], "Subject: c\r\n\r\nx").unwrap();
     assert!(t.queued(), "another network: {t:?}");
     server.clock.advance(MINUTE);
@@ -267,7 +261,7 @@ fn auth(c: &mut RawClient, user: &str, password: &str) -> String {
 #[test]
 fn failed_auth_past_the_rate_ends_the_session_and_even_the_right_password_is_refused() {
     let server = limited("client_auth_failures_per_hour = 2\n");
-    let mut c = greeted(server.addr, at(0, 3)).unwrap();
+    let mut c = greeted(server.addr, loopback_at(0, 3)).unwrap();
     assert_eq!(status(&auth(&mut c, "submitter", "wrong")), "535 5.7.8");
     assert_eq!(status(&auth(&mut c, "submitter", "wrong")), "535 5.7.8");
     // The limit is reached: the password is not checked, the session ends.
@@ -275,13 +269,13 @@ fn failed_auth_past_the_rate_ends_the_session_and_even_the_right_password_is_ref
     assert_eq!(cut, "421 4.7.0 mx.example.org Temporary authentication failure\r\n");
     assert_eq!(c.read_to_close().unwrap(), "");
     // On a new connection too; another address is not limited.
-    let mut c = greeted(server.addr, at(0, 3)).unwrap();
+    let mut c = greeted(server.addr, loopback_at(0, 3)).unwrap();
     assert!(auth(&mut c, "submitter", "pw").starts_with("421 4.7.0 "));
-    let mut c = greeted(server.addr, at(0, 4)).unwrap();
+    let mut c = greeted(server.addr, loopback_at(0, 4)).unwrap();
     assert_eq!(status(&auth(&mut c, "submitter", "pw")), "235 2.7.0");
     // An hour later the address may try again.
     server.clock.advance(HOUR);
-    let mut c = greeted(server.addr, at(0, 3)).unwrap();
+    let mut c = greeted(server.addr, loopback_at(0, 3)).unwrap();
     assert_eq!(status(&auth(&mut c, "submitter", "pw")), "235 2.7.0");
 }
 
@@ -289,20 +283,20 @@ fn failed_auth_past_the_rate_ends_the_session_and_even_the_right_password_is_ref
 fn messages_past_the_rate_of_their_user_or_sender_are_refused_at_mail() {
     let server = limited("user_messages_per_hour = 2\nsender_messages_per_hour = 3\n");
     // Per authenticated user, whatever the reverse-path and the address.
-    let mut submitter = authenticated(server.addr, at(0, 3), "submitter", "pw").unwrap();
+    let mut submitter = authenticated(server.addr, loopback_at(0, 3), "submitter", "pw").unwrap();
     assert_eq!(status(&mail(&mut submitter, "one@client.test")), "250 2.1.0");
-    let mut again = authenticated(server.addr, at(1, 3), "submitter", "pw").unwrap();
+    let mut again = authenticated(server.addr, loopback_at(1, 3), "submitter", "pw").unwrap();
     assert_eq!(status(&mail(&mut again, "two@client.test")), "250 2.1.0");
     assert_eq!(mail(&mut submitter, "three@client.test"), RATE_LIMITED);
-    let mut other = authenticated(server.addr, at(0, 3), "other", "pw").unwrap();
+    let mut other = authenticated(server.addr, loopback_at(0, 3), "other", "pw").unwrap();
     assert_eq!(status(&mail(&mut other, "four@client.test")), "250 2.1.0");
 
     // Per reverse-path, compared without case, from any client.
     for (network, host) in [(0, 5), (1, 5), (2, 5)] {
-        let mut c = greeted(server.addr, at(network, host)).unwrap();
+        let mut c = greeted(server.addr, loopback_at(network, host)).unwrap();
         assert_eq!(status(&mail(&mut c, "bulk@sender.example")), "250 2.1.0");
     }
-    let mut c = greeted(server.addr, at(3, 5)).unwrap();
+    let mut c = greeted(server.addr, loopback_at(3, 5)).unwrap();
     assert_eq!(mail(&mut c, "BULK@Sender.Example"), RATE_LIMITED);
     // The null reverse-path (bounces, RFC 5321 section 4.5.5) is never limited.
     for _ in 0..5 {
@@ -346,7 +340,7 @@ fn exempt_networks_are_never_limited() {
         assert!(t.queued(), "{t:?}");
     }
     // Its traffic counted against nobody: another client has its one of each.
-    let (mut outsider, greeting) = connect(&server, at(0, 3));
+    let (mut outsider, greeting) = connect(&server, loopback_at(0, 3));
     assert!(greeting.starts_with("220 "));
     assert!(outsider.command("EHLO client.test").unwrap().starts_with("250"));
     let t =

@@ -68,13 +68,16 @@ impl Who {
     }
 }
 
-/// One forward-path of the matrix, and where an accepted copy goes:
-/// (Maildir, its `Delivered-To`, its `X-Envelope-To`), one per copy.
+/// A copy an accepted recipient leaves: its Maildir, its `Delivered-To`
+/// (a user's copy) and its `X-Envelope-To`.
+type Expected = (&'static str, Option<&'static str>, &'static str);
+
+/// One forward-path of the matrix, and the copies it leaves once accepted.
 struct Column {
     name: &'static str,
     forward_path: &'static str,
     local: bool,
-    copies: &'static [(&'static str, Option<&'static str>, &'static str)],
+    copies: &'static [Expected],
 }
 
 const ALICE: &str = "vmail/example.org/alice";
@@ -159,10 +162,7 @@ const COLUMNS: &[Column] = &[
 ];
 
 /// The status RCPT gets (`"250 2.1.5"`) and the copies an accepted one leaves.
-fn expected(
-    who: Who,
-    column: &Column,
-) -> (&'static str, &'static [(&'static str, Option<&'static str>, &'static str)]) {
+fn expected(who: Who, column: &Column) -> (&'static str, &'static [Expected]) {
     match (column.local, column.copies.is_empty(), who) {
         (true, true, _) => ("550 5.1.1", &[]),
         (true, false, _) | (false, _, Who::Authenticated | Who::RelayNetwork) => ("250 2.1.5", column.copies),

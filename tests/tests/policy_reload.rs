@@ -183,6 +183,7 @@ fn reloading_the_policy_under_load_fails_no_transaction_and_a_bad_table_changes_
     assert_eq!(failures, 0, "failed transactions during reloads");
 
     let acked = acked.lock().unwrap();
+    println!("{} messages acknowledged over {RELOADS} reloads", acked.len());
     assert!(acked.len() > CLIENTS * RELOADS, "too little traffic: {}", acked.len());
     let stored = copies(server.dir()).unwrap();
     let want: BTreeMap<&str, &str> = acked.iter().map(|a| (a.subject.as_str(), a.user)).collect();
