@@ -8,6 +8,8 @@ pub mod dovecot;
 pub mod driver;
 pub mod log;
 pub mod server;
+pub mod session;
+pub mod stored;
 pub mod tls;
 pub mod transcript;
 

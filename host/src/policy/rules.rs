@@ -166,7 +166,7 @@ impl Policy for Rules {
         match &self.rate_limits {
             Some(limits) => match limits.admit(client.ip) {
                 Ok(slot) => Ok(Some(Box::new(slot))),
-                Err(limited) => Err(Turnaway { why: limited.name() }),
+                Err(limited) => Err(Turnaway { why: limited.reason() }),
             },
             None => Ok(None),
         }
