@@ -61,7 +61,7 @@ fn the_rcpt_after_the_third_refused_recipient_ends_the_session() {
         assert_eq!(rcpt(&mut c, forward_path), want, "{forward_path}");
     }
     let cut = c.command("RCPT TO:<alice@example.org>").unwrap();
-    assert_eq!(cut, "421 4.7.0 mx.example.org Refused by local policy\r\n");
+    assert_eq!(cut, "421 4.7.0 mx.example.org Refused by local policy: too many refused recipients\r\n");
     assert_eq!(c.read_to_close().unwrap(), "", "closed after the 421");
     assert!(copies(server.dir()).unwrap().is_empty());
 

@@ -188,7 +188,12 @@ impl Policy for Rules {
             let max = self.config.max_refused_recipients;
             if max > 0 && client.refused_recipients >= max {
                 info!(client = %client.ip, refused = client.refused_recipients, "too many refused recipients: ending the session");
-                return refuse(Reason::Policy, false, true);
+                return Answer::Refuse(Refusal {
+                    reason: Reason::Policy,
+                    permanent: false,
+                    text: Some("too many refused recipients".into()),
+                    disconnect: true,
+                });
             }
             if let Route::Refused(reason) = self.route(client, &rcpt.recipient.address) {
                 return refuse(reason, true, false);
