@@ -41,9 +41,12 @@ Figures per (workload, variant, rep): msg/s, server CPU s per 1,000
 messages (utime+stime of the server process), peak RSS, acknowledged ==
 files in the new/ of the Maildir the variant stores in (checked, and any
 copy that went elsewhere is named). Then, per variant, its CPU per message
-over plain's in the same rep (the reps' median and spread) and the extra
-server CPU in ms per message. Reps interleave the variants, each rep
-rotating their order so that none always runs first.
+over plain's in the same rep (the reps' median, their spread, and a 95 %
+bootstrap interval of the median) and the extra server CPU in ms per
+message. Reps interleave the variants, each rep rotating their order so
+that none always runs first. The machine's noise (10-30 % between runs)
+is why: pair each run with plain's of the same rep, and use many reps
+(--reps 12 --scale 2 for a verdict within a few per cent).
 
 Usage: bench/policy.py [--workloads b] [--reps 3] [--variants V,V...] [--scale F] [--users N] [--json FILE]
 Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default
@@ -53,6 +56,7 @@ Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default
 import argparse
 import json
 import os
+import random
 import shlex
 import smtplib
 import statistics
@@ -204,16 +208,24 @@ def cell(rs, key, digits):
     return "%s (%s)" % (fmt(med(values), digits), ", ".join(fmt(v, digits) for v in values))
 
 
-def per_rep_ratios(results, wl, variant):
-    """CPU per message of `variant` over plain's, rep by rep."""
+def pairs(results, wl, variant):
+    """(variant's, plain's) CPU s per 1,000 messages, rep by rep."""
     out = []
     for r in results:
         if r["wl"] == wl and r["target"] == variant:
             plain = next((p for p in results if p["wl"] == wl and p["target"] == "plain" and p["rep"] == r["rep"]),
                          None)
             if plain and plain["cpu1k"] and r["cpu1k"] is not None:
-                out.append(r["cpu1k"] / plain["cpu1k"])
+                out.append((r["cpu1k"], plain["cpu1k"]))
     return out
+
+
+def median_ci(xs, rounds=2000):
+    """A 95 % bootstrap interval of the median of `xs` (fixed seed: the
+    same figures print the same interval)."""
+    rng = random.Random(14)
+    medians = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(rounds))
+    return medians[int(rounds * 0.025)], medians[int(rounds * 0.975) - 1]
 
 
 def report(results, wls, variants, o, keys):
@@ -240,26 +252,29 @@ def report(results, wls, variants, o, keys):
                 "all" if ok else "MISMATCH " + ",".join("%d (%d elsewhere)" % (r["stored"], r["elsewhere"])
                                                         for r in rs)))
     if "plain" in variants and len(variants) > 1:
-        print("\nCPU per message over plain's, same workload, same rep (median [min, max] of the reps' ratios);")
-        print("extra server CPU in ms per message (medians' difference); msg/s over plain's (medians)")
+        print("\nServer CPU per message over plain's in the same rep: the reps' median [min, max], and a 95 %"
+              " bootstrap\ninterval of that median; extra server CPU in ms per message (median of the reps'"
+              " differences);\nmsg/s over plain's (medians)")
         print()
-        print("| wl | variant | server CPU x plain | extra ms/msg | msg/s x plain |")
-        print("|----|---------|-------------------:|-------------:|--------------:|")
+        print("| wl | variant | server CPU x plain | 95 % interval | extra ms/msg | msg/s x plain |")
+        print("|----|---------|-------------------:|--------------:|-------------:|--------------:|")
         for w in wls:
             plain = [r for r in results if r["wl"] == w and r["target"] == "plain"]
-            pc, pr = med(r["cpu1k"] for r in plain), med(r["rate"] for r in plain)
+            pr = med(r["rate"] for r in plain)
             for v in variants:
                 if v == "plain":
                     continue
                 rs = [r for r in results if r["wl"] == w and r["target"] == v]
-                ratios = per_rep_ratios(results, w, v)
-                vc, vr = med(r["cpu1k"] for r in rs), med(r["rate"] for r in rs)
+                paired = pairs(results, w, v)
+                ratios = [a / b for a, b in paired]
+                vr = med(r["rate"] for r in rs)
                 spread = " [%.2f, %.2f]" % (min(ratios), max(ratios)) if len(ratios) > 1 else ""
-                print("| %s | %s | %s%s | %s | %s |" % (
-                    w, v, fmt(med(ratios), 2), spread, fmt(vc - pc if vc is not None and pc else None, 3),
+                ci = "%.2f-%.2f" % median_ci(ratios) if len(ratios) > 2 else "-"
+                print("| %s | %s | %s%s | %s | %s | %s |" % (
+                    w, v, fmt(med(ratios), 2), spread, ci, fmt(med(a - b for a, b in paired), 4),
                     "%.2f" % (vr / pr) if vr is not None and pr else "-"))
         if "b" in wls and "policy" in variants:
-            ratio = med(per_rep_ratios(results, "b", "policy"))
+            ratio = med(a / b for a, b in pairs(results, "b", "policy"))
             of = [med(r["cpu1k"] for r in results if r["wl"] == "b" and r["target"] == v) for v in ("policy", "plain")]
             if ratio is not None and of[1]:
                 print("\nIssue 14 criterion (policy on b, CPU per message at most 1.10 x plain): median of the reps'"
