@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""What the policy of a configuration file costs (issue 14): one smtpcell
+binary, with and without a policy, same run, under Postfix's smtp-source.
+
+Issue 14 is done when "the policy checks cost at most 10 % of server CPU
+per message on workload b with a 10,000-entry recipients table (same-run
+A/B)". Variants, each a fresh server on a fresh Maildir (method and
+workloads as bench/load.py's, which this imports):
+
+  plain            no configuration file: the embedded default (every
+                   recipient accepted into the one Maildir, no question
+                   asked at RCPT)
+  domains          `domains` only: every RCPT crosses into the host's
+                   policy, every message still goes to the one Maildir
+  questions        `domains` and one connection limit (concurrent
+                   connections per client): MAIL crosses into the host too
+                   (the guest asks MAIL whenever rate limits are on), but
+                   no per-message limit is counted; against `domains`, the
+                   cost of the MAIL question alone
+  policy-inbox     everything `policy` has but the recipients table:
+                   `relay_networks` and every `[rate_limits]` limit; the
+                   copy goes to the one Maildir
+  policy           the policy of the issue's criterion: the recipients
+                   table (10,000 users and more, see recipients_table()),
+                   `mailboxes` (each copy into its user's own Maildir,
+                   ROOT/bench.example/rcpt/), relay_networks, every rate
+                   limit set too high to trigger (so each is checked on
+                   every connection, MAIL and RCPT)
+  policy-greylist  `policy` with greylisting on: min_delay_secs = 0, and
+                   smtp-source's triplet deferred once and passed by a
+                   client of this script before the warm-up, so that every
+                   measured RCPT looks up a passed triplet in the redb
+                   database (the steady state of a known sender)
+
+smtp-source sends from bench@bench.example to rcpt@bench.example, from
+127.0.0.1, which no variant lists in relay_networks (a relay network skips
+greylisting). Greylisting needs no fake clock here: with a minimum delay of
+0 s the retry right after the first attempt passes.
+
+Figures per (workload, variant, rep): msg/s, server CPU s per 1,000
+messages (utime+stime of the server process), peak RSS, acknowledged ==
+files in the new/ of the Maildir the variant stores in (checked, and any
+copy that went elsewhere is named). Then, per variant, its CPU per message
+over plain's in the same rep (the reps' median, their spread, and a 95 %
+bootstrap interval of the median) and the extra server CPU in ms per
+message. Reps interleave the variants, each rep rotating their order so
+that none always runs first. The machine's noise (10-30 % between runs)
+is why: pair each run with plain's of the same rep, and use many reps
+(--reps 12 --scale 2 for a verdict within a few per cent).
+
+Usage: bench/policy.py [--workloads b] [--reps 3] [--variants V,V...] [--scale F] [--users N] [--json FILE]
+Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default
+/tmp/smtpcell-bench), SMTPCELL_LOG (default warn).
+"""
+
+import argparse
+import json
+import os
+import random
+import shlex
+import smtplib
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import load  # noqa: E402  (bench/load.py, beside this file)
+
+VARIANTS = ["plain", "domains", "questions", "policy-inbox", "policy", "policy-greylist"]
+DOMAIN = "bench.example"
+# A local domain whose every user is caught by one entry (`@domain`).
+CATCHALL_DOMAIN = "catchall.example"
+# Documentation networks (RFC 5737, RFC 3849): never the bench's loopback
+# client, which would then skip greylisting.
+RELAY_NETWORKS = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
+# Every limit of [rate_limits], each far above what one run sends (5,200
+# messages, 20 connections at once), so that every check runs and none refuses.
+RATE_LIMITS = {
+    "client_connections_per_minute": 1000000,
+    "network_connections_per_minute": 1000000,
+    "client_concurrent_connections": 10000,
+    "network_concurrent_connections": 10000,
+    "client_messages_per_minute": 1000000,
+    "network_messages_per_minute": 1000000,
+    "client_recipients_per_minute": 1000000,
+    "network_recipients_per_minute": 1000000,
+    "client_auth_failures_per_hour": 1000000,
+    "network_auth_failures_per_hour": 1000000,
+    "user_messages_per_hour": 1000000,
+    "sender_messages_per_hour": 1000000,
+}
+ALIASES = 100
+
+
+def log(*a):
+    print("[policy]", *a, file=sys.stderr, flush=True)
+
+
+def toml_str(s):
+    return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def recipients_table(users):
+    """The virtual(5) table: `users` mailboxes userN@bench.example, ALIASES
+    aliases (two mailboxes each; every tenth also forwards off-site), the
+    catch-all of catchall.example, and rcpt@bench.example, smtp-source's
+    recipient, near the end. Returns the text and its number of keys."""
+    lines = ["# smtpcell policy bench: %d users, %d aliases, a catch-all, smtp-source's recipient" % (users, ALIASES)]
+    lines += ["user%d@%s user%d@%s" % (i, DOMAIN, i, DOMAIN) for i in range(users)]
+    for i in range(ALIASES):
+        targets = ["user%d@%s" % (i % users, DOMAIN), "user%d@%s" % ((i + 1) % users, DOMAIN)]
+        if i % 10 == 0:
+            targets.append("alias%d@elsewhere.example" % i)
+        lines.append("alias%d@%s %s" % (i, DOMAIN, ", ".join(targets)))
+    lines.append("@%s user0@%s" % (CATCHALL_DOMAIN, DOMAIN))
+    lines.append("rcpt@%s rcpt@%s" % (DOMAIN, DOMAIN))
+    return "\n".join(lines) + "\n", users + ALIASES + 2
+
+
+def config_text(variant, run_dir, table):
+    """smtpcell.toml for `variant` (None for plain); `table` is the
+    recipients file's path."""
+    if variant == "plain":
+        return None
+    out = ["domains = [%s]" % ", ".join(toml_str(d) for d in (DOMAIN, CATCHALL_DOMAIN)),
+           "outgoing = %s" % toml_str(os.path.join(run_dir, "outgoing"))]
+    if variant == "domains":
+        return "\n".join(out) + "\n"
+    if variant == "questions":
+        return "\n".join(out + ["\n[rate_limits]", "client_concurrent_connections = 10000"]) + "\n"
+    out.append("relay_networks = [%s]" % ", ".join(toml_str(n) for n in RELAY_NETWORKS))
+    if variant in ("policy", "policy-greylist"):
+        out.append("recipients = %s" % toml_str(table))
+        out.append("mailboxes = %s" % toml_str(os.path.join(run_dir, "mailboxes")))
+    out.append("\n[rate_limits]")
+    out += ["%s = %d" % kv for kv in RATE_LIMITS.items()]
+    if variant == "policy-greylist":
+        out += ["\n[greylisting]", "enabled = true", "min_delay_secs = 0",
+                "database = %s" % toml_str(os.path.join(run_dir, "greylist.redb"))]
+    return "\n".join(out) + "\n"
+
+
+def pre_pass(port):
+    """Defers smtp-source's triplet once, then passes it (min_delay_secs =
+    0): from here on its RCPTs find a passed triplet."""
+    with smtplib.SMTP(load.HOST, port, local_hostname="bench.localhost", timeout=30) as s:
+        s.ehlo()
+        s.mail(load.SRC_COMMON[1])
+        first = s.rcpt(load.SRC_COMMON[3])
+        second = s.rcpt(load.SRC_COMMON[3])
+        s.rset()
+    if first[0] != 451 or second[0] != 250:
+        raise SystemExit("greylisting pre-pass: RCPT answered %r then %r, expected 451 then 250" % (first, second))
+
+
+class Variant(load.Server):
+    """One smtpcell process for one variant, its files in a fresh directory."""
+
+    def __init__(self, variant, binary, table):
+        base = load.smtpcell_target(variant, binary=binary)
+        self.variant, self.inbox = variant, base.maildir
+        run_dir = base.maildir + ".run"
+        os.makedirs(run_dir)
+        self.mailbox = os.path.join(run_dir, "mailboxes", DOMAIN, "rcpt")
+        text = config_text(variant, run_dir, table)
+        extra = []
+        if text is not None:
+            path = os.path.join(run_dir, "smtpcell.toml")
+            with open(path, "w") as f:
+                f.write(text)
+            check = subprocess.run([binary, "config", "check", path], capture_output=True, text=True)
+            if check.returncode != 0:
+                raise SystemExit("%s: smtpcell config check failed:\n%s%s" % (variant, check.stdout, check.stderr))
+            extra = ["--config", path]
+        super().__init__(variant, lambda port: base.argv(port) + extra, base.env,
+                         self.mailbox if variant in ("policy", "policy-greylist") else self.inbox)
+
+    def start(self, port):
+        super().start(port)
+        if self.variant == "policy-greylist":
+            pre_pass(port)
+
+    def stored(self):
+        new = os.path.join(self.maildir, "new")
+        return len(os.listdir(new)) if os.path.isdir(new) else 0
+
+    def elsewhere(self):
+        """Messages in the one Maildir when they belong in the mailbox."""
+        if self.maildir == self.inbox:
+            return 0
+        new = os.path.join(self.inbox, "new")
+        return len(os.listdir(new)) if os.path.isdir(new) else 0
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, digits):
+    return "n/a" if x is None else "%.*f" % (digits, x)
+
+
+def cell(rs, key, digits):
+    values = [r[key] for r in rs]
+    if len(values) == 1:
+        return fmt(values[0], digits)
+    return "%s (%s)" % (fmt(med(values), digits), ", ".join(fmt(v, digits) for v in values))
+
+
+def pairs(results, wl, variant):
+    """(variant's, plain's) CPU s per 1,000 messages, rep by rep."""
+    out = []
+    for r in results:
+        if r["wl"] == wl and r["target"] == variant:
+            plain = next((p for p in results if p["wl"] == wl and p["target"] == "plain" and p["rep"] == r["rep"]),
+                         None)
+            if plain and plain["cpu1k"] and r["cpu1k"] is not None:
+                out.append((r["cpu1k"], plain["cpu1k"]))
+    return out
+
+
+def median_ci(xs, rounds=2000):
+    """A 95 % bootstrap interval of the median of `xs` (fixed seed: the
+    same figures print the same interval)."""
+    rng = random.Random(14)
+    medians = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(rounds))
+    return medians[int(rounds * 0.025)], medians[int(rounds * 0.975) - 1]
+
+
+def report(results, wls, variants, o, keys):
+    print("\nsmtpcell policy cost: smtp-source -> one smtpcell binary, with and without a policy (same run)")
+    print("  " + load.machine())
+    print("  binary: %s" % o.binary)
+    print("  command: %s" % " ".join(["bench/policy.py"] + [shlex.quote(a) for a in sys.argv[1:]]))
+    for w in wls:
+        print("  %s: smtp-source %s %s 127.0.0.1:PORT" % (w, " ".join(load.scaled(load.WORKLOADS[w], o.scale)),
+                                                         " ".join(load.SRC_COMMON)))
+    print("  recipients table: %d keys (%d users, %d aliases, a catch-all, rcpt@%s)" % (keys, o.users, ALIASES,
+                                                                                        DOMAIN))
+    if o.reps > 1:
+        print("  %d reps, variants interleaved (order rotated per rep); median first, every rep in brackets" % o.reps)
+    print()
+    print("| wl | variant | msg/s | server CPU s/1k msgs | peak RSS MiB | acked | stored |")
+    print("|----|---------|------:|---------------------:|-------------:|------:|-------:|")
+    for w in wls:
+        for v in variants:
+            rs = [r for r in results if r["wl"] == w and r["target"] == v]
+            ok = all(r["stored"] == r["acked"] for r in rs)
+            print("| %s | %s | %s | %s | %s | %d | %s |" % (
+                w, v, cell(rs, "rate", 0), cell(rs, "cpu1k", 3), cell(rs, "hwm", 1), sum(r["acked"] for r in rs),
+                "all" if ok else "MISMATCH " + ",".join("%d (%d elsewhere)" % (r["stored"], r["elsewhere"])
+                                                        for r in rs)))
+    if "plain" in variants and len(variants) > 1:
+        print("\nServer CPU per message over plain's in the same rep: the reps' median [min, max], and a 95 %"
+              " bootstrap\ninterval of that median; extra server CPU in ms per message (median of the reps'"
+              " differences);\nmsg/s over plain's (medians)")
+        print()
+        print("| wl | variant | server CPU x plain | 95 % interval | extra ms/msg | msg/s x plain |")
+        print("|----|---------|-------------------:|--------------:|-------------:|--------------:|")
+        for w in wls:
+            plain = [r for r in results if r["wl"] == w and r["target"] == "plain"]
+            pr = med(r["rate"] for r in plain)
+            for v in variants:
+                if v == "plain":
+                    continue
+                rs = [r for r in results if r["wl"] == w and r["target"] == v]
+                paired = pairs(results, w, v)
+                ratios = [a / b for a, b in paired]
+                vr = med(r["rate"] for r in rs)
+                spread = " [%.2f, %.2f]" % (min(ratios), max(ratios)) if len(ratios) > 1 else ""
+                ci = "%.2f-%.2f" % median_ci(ratios) if len(ratios) > 2 else "-"
+                print("| %s | %s | %s%s | %s | %s | %s |" % (
+                    w, v, fmt(med(ratios), 2), spread, ci, fmt(med(a - b for a, b in paired), 4),
+                    "%.2f" % (vr / pr) if vr is not None and pr else "-"))
+        if "b" in wls and "policy" in variants:
+            ratio = med(a / b for a, b in pairs(results, "b", "policy"))
+            of = [med(r["cpu1k"] for r in results if r["wl"] == "b" and r["target"] == v) for v in ("policy", "plain")]
+            if ratio is not None and of[1]:
+                print("\nIssue 14 criterion (policy on b, CPU per message at most 1.10 x plain): median of the reps'"
+                      " ratios %.2f, ratio of the medians %.2f: %s" % (ratio, of[0] / of[1], "met by both" if max(
+                          ratio, of[0] / of[1]) <= 1.10 else "over 1.10 by at least one"))
+    bad = [r for r in results if r["stored"] != r["acked"]]
+    for r in bad:
+        print("ERROR: %s %s rep %d: %d acknowledged, %d in %s/new (%d in the one Maildir instead)"
+              % (r["wl"], r["target"], r["rep"], r["acked"], r["stored"], r["dir"], r["elsewhere"]))
+    return not bad
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workloads", default="b")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--reps", type=int, default=3, help="repeat every (workload, variant), variants interleaved")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply message counts (quick runs)")
+    ap.add_argument("--users", type=int, default=10000, help="mailboxes in the recipients table")
+    ap.add_argument("--binary", default=load.SMTPCELL, help="the smtpcell binary (default $SMTPCELL)")
+    ap.add_argument("--json", help="also write every run's figures to this file")
+    o = ap.parse_args()
+    o.binary = os.path.abspath(o.binary)
+    if not os.path.exists(o.binary):
+        raise SystemExit("%s missing: cargo build --release -p smtpcell" % o.binary)
+    wls, variants = o.workloads.split(","), o.variants.split(",")
+    for v in variants:
+        if v not in VARIANTS:
+            raise SystemExit("unknown variant %s (have %s)" % (v, ", ".join(VARIANTS)))
+    for w in wls:
+        if w not in load.WORKLOADS:
+            raise SystemExit("unknown workload %s (have %s)" % (w, ", ".join(load.WORKLOADS)))
+    load.clean_maildirs(wait=True)
+    source, _sink, env = load.postfix_tools()
+    table_dir = os.path.join(load.WORK, "maildir", load.RUN_ID)
+    os.makedirs(table_dir, exist_ok=True)
+    table = os.path.join(table_dir, "recipients")
+    text, keys = recipients_table(o.users)
+    with open(table, "w") as f:
+        f.write(text)
+    results = []
+    for rep in range(o.reps):
+        order = variants[rep % len(variants):] + variants[:rep % len(variants)]
+        for w in wls:
+            for v in order:
+                target = Variant(v, o.binary, table)
+                r = load.run_one(target, w, load.scaled(load.WORKLOADS[w], o.scale), source, env)
+                r.update(rep=rep, elsewhere=target.elsewhere(), dir=target.maildir)
+                results.append(r)
+    ok = report(results, wls, variants, o, keys)
+    if o.json:
+        with open(o.json, "w") as f:
+            json.dump(dict(command=sys.argv, binary=o.binary, machine=load.machine(), results=results), f, indent=1)
+    log("Maildirs of this run kept under %s (removed by the next run, before it waits)"
+        % os.path.join(load.WORK, "maildir"))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
