@@ -219,10 +219,11 @@ impl Policy for Rules {
         match self.route(client, forward_path) {
             Route::Local(destinations) => destinations.to_vec(),
             Route::Inbox => vec![Destination::Inbox],
-            // Only accepted recipients are asked about; a route that
-            // changed since (it cannot: the policy is this connection's)
-            // would still be relayed only as the client was allowed.
-            Route::Relay | Route::Refused(_) => vec![Destination::Outgoing(forward_path.to_string())],
+            Route::Relay => vec![Destination::Outgoing(forward_path.to_string())],
+            // Only recipients this policy accepted are asked about, so
+            // this cannot happen; were it to, no destination fails the
+            // message (451) rather than relay it.
+            Route::Refused(_) => Vec::new(),
         }
     }
 
