@@ -230,7 +230,8 @@ def median_ci(xs, rounds=2000):
 
 def report(results, wls, variants, o, keys):
     print("\nsmtpcell policy cost: smtp-source -> one smtpcell binary, with and without a policy (same run)")
-    print("  " + load.machine())
+    print("  " + o.machine)
+    print("  load average at the end %.2f %.2f %.2f" % os.getloadavg())
     print("  binary: %s" % o.binary)
     print("  command: %s" % " ".join(["bench/policy.py"] + [shlex.quote(a) for a in sys.argv[1:]]))
     for w in wls:
@@ -308,6 +309,7 @@ def main():
         if w not in load.WORKLOADS:
             raise SystemExit("unknown workload %s (have %s)" % (w, ", ".join(load.WORKLOADS)))
     load.clean_maildirs(wait=True)
+    o.machine = load.machine()
     source, _sink, env = load.postfix_tools()
     table_dir = os.path.join(load.WORK, "maildir", load.RUN_ID)
     os.makedirs(table_dir, exist_ok=True)
@@ -327,7 +329,7 @@ def main():
     ok = report(results, wls, variants, o, keys)
     if o.json:
         with open(o.json, "w") as f:
-            json.dump(dict(command=sys.argv, binary=o.binary, machine=load.machine(), results=results), f, indent=1)
+            json.dump(dict(command=sys.argv, binary=o.binary, machine=o.machine, results=results), f, indent=1)
     log("Maildirs of this run kept under %s (removed by the next run, before it waits)"
         % os.path.join(load.WORK, "maildir"))
     sys.exit(0 if ok else 1)
