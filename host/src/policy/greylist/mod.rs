@@ -10,8 +10,11 @@
 //! the last sweep (and the first check after start), in that check's
 //! blocking task: no timer to spawn, and one RCPT an hour waits for the
 //! scan. Wall-clock time is read only through the injected [`Clock`].
+//! A passed triplet is also kept in memory ([`passes`]), so that a known
+//! sender's mail does not wait on the store.
 
 mod config;
+mod passes;
 mod redb_store;
 mod store;
 #[cfg(test)]
@@ -32,6 +35,7 @@ pub use store::{GreylistStore, Record, Triplet};
 
 use crate::policy::client_network::NetworkPrefixes;
 use crate::policy::clock::Clock;
+use passes::Passes;
 
 /// How often expired records are swept, in seconds.
 const SWEEP_INTERVAL_SECS: u64 = 3600;
@@ -112,6 +116,8 @@ pub struct Greylist {
     /// configuration can keep the open store.
     database: PathBuf,
     upkeep: Arc<Upkeep>,
+    /// The store's passes, in memory (shared like the store).
+    passes: Arc<Passes>,
 }
 
 impl Greylist {
@@ -140,6 +146,7 @@ impl Greylist {
             prefixes: config.prefixes(),
             database: config.database.clone(),
             upkeep: Arc::default(),
+            passes: Arc::default(),
         })
     }
 
@@ -153,6 +160,7 @@ impl Greylist {
         }
         let mut greylist = Greylist::with_store(config, Arc::clone(&self.store), Arc::clone(&self.clock))?;
         greylist.upkeep = Arc::clone(&self.upkeep);
+        greylist.passes = Arc::clone(&self.passes);
         Ok(greylist)
     }
 
@@ -169,10 +177,23 @@ impl Greylist {
         };
         let now = self.clock.now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let sweep = Upkeep::take(&self.upkeep.next_sweep, now, SWEEP_INTERVAL_SECS);
-        let (store, timings) = (Arc::clone(&self.store), self.timings);
+        // A known pass that needs no renewal is answered from memory.
+        if !sweep
+            && let Some(record) = self.passes.get(&triplet)
+            && decide(Some(record), now, self.timings) == (Verdict::Pass, None)
+        {
+            return Verdict::Pass;
+        }
+        let (store, timings, passes) = (Arc::clone(&self.store), self.timings, Arc::clone(&self.passes));
         let work = tokio::task::spawn_blocking(move || {
-            let checked = check_in(&*store, &triplet, now, timings);
-            let swept = sweep.then(|| store.remove_expired(now));
+            let checked = check_in(&*store, &triplet, now, timings).map(|(verdict, record)| {
+                passes.keep(&triplet, record);
+                verdict
+            });
+            let swept = sweep.then(|| {
+                passes.forget_expired(now);
+                store.remove_expired(now)
+            });
             (checked, swept)
         });
         let (checked, swept) = match work.await {
@@ -202,10 +223,19 @@ impl Greylist {
 }
 
 /// One check against the store: read, decide, write if the record changed.
-fn check_in(store: &dyn GreylistStore, triplet: &Triplet, now: u64, timings: Timings) -> Result<Verdict> {
-    let (verdict, next) = decide(store.get(triplet)?, now, timings);
-    if let Some(record) = next {
-        store.put(triplet, record)?;
+/// The answer, and the triplet's record as the store now keeps it.
+fn check_in(
+    store: &dyn GreylistStore,
+    triplet: &Triplet,
+    now: u64,
+    timings: Timings,
+) -> Result<(Verdict, Option<Record>)> {
+    let kept = store.get(triplet)?;
+    match decide(kept, now, timings) {
+        (verdict, Some(record)) => {
+            store.put(triplet, record)?;
+            Ok((verdict, Some(record)))
+        }
+        (verdict, None) => Ok((verdict, kept)),
     }
-    Ok(verdict)
 }

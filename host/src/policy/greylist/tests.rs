@@ -238,3 +238,95 @@ fn a_database_that_cannot_be_opened_is_named() {
     let err = Greylist::open(&GreylistingConfig { database: not_redb, ..config(&dir) }, clock).err().unwrap();
     assert!(format!("{err:#}").contains("not.redb"), "{err:#}");
 }
+
+/// A store that counts its reads, over a real one.
+struct Counted {
+    inner: RedbStore,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl GreylistStore for Counted {
+    fn get(&self, triplet: &Triplet) -> anyhow::Result<Option<Record>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.get(triplet)
+    }
+    fn put(&self, triplet: &Triplet, record: Record) -> anyhow::Result<()> {
+        self.inner.put(triplet, record)
+    }
+    fn remove_expired(&self, now: u64) -> anyhow::Result<u64> {
+        self.inner.remove_expired(now)
+    }
+}
+
+#[tokio::test]
+async fn a_known_pass_is_answered_from_memory_until_it_needs_the_store() {
+    let f = Fixture::new();
+    let store = Arc::new(Counted {
+        inner: RedbStore::open(&f.dir.path().join("counted.redb")).unwrap(),
+        reads: Default::default(),
+    });
+    let g = Greylist::with_store(&config(&f.dir), store.clone(), f.clock.clone()).unwrap();
+    let reads = || store.reads.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(first(&g).await, Verdict::Defer);
+    // Early retries are the store's to judge, every time.
+    assert_eq!(first(&g).await, Verdict::Defer);
+    assert_eq!(reads(), 2);
+    f.clock.advance(5 * MINUTE);
+    assert_eq!(first(&g).await, Verdict::Pass);
+    assert_eq!((reads(), g.passes.len()), (3, 1));
+    for _ in 0..100 {
+        assert_eq!(first(&g).await, Verdict::Pass);
+    }
+    assert_eq!(reads(), 3, "a known pass reads nothing");
+    // A day on, the pass is due for renewal: the store renews it, and
+    // memory keeps the renewed record.
+    f.clock.advance(DAY);
+    assert_eq!(first(&g).await, Verdict::Pass);
+    assert_eq!(reads(), 4);
+    f.clock.advance(29 * DAY);
+    assert_eq!(first(&g).await, Verdict::Pass, "renewed a day in, the pass lasts to day 31");
+    // Past its end, the store is asked again and greylists afresh; the
+    // hourly sweep forgot the expired pass.
+    f.clock.advance(31 * DAY);
+    let before = reads();
+    assert_eq!(first(&g).await, Verdict::Defer);
+    assert_eq!(reads(), before + 1);
+    assert_eq!(g.passes.len(), 0);
+}
+
+#[tokio::test]
+async fn a_reload_keeps_the_passes_in_memory() {
+    let f = Fixture::new();
+    f.check("192.0.2.1").await;
+    f.clock.advance(5 * MINUTE);
+    assert_eq!(f.check("192.0.2.1").await, Verdict::Pass);
+    let reloaded = f.greylist.reconfigured(&GreylistingConfig { min_delay_secs: 600, ..config(&f.dir) }).unwrap();
+    assert_eq!(reloaded.passes.len(), 1);
+    assert_eq!(first(&reloaded).await, Verdict::Pass);
+}
+
+#[test]
+fn the_passes_in_memory_are_bounded_and_a_full_map_is_emptied_by_the_sweep() {
+    let passes = passes::Passes::default();
+    let pass = Record { first_seen: 0, passed: true, expires: 1000 };
+    let triplet = |n: u32| Triplet {
+        network: "192.0.2.0/24".parse().unwrap(),
+        reverse_path: format!("sender{n}@example.org"),
+        forward_path: "b@local.example".into(),
+    };
+    for n in 0..150_000 {
+        passes.keep(&triplet(n), Some(pass));
+    }
+    assert_eq!(passes.len(), 100_000);
+    // A known pass is still renewed in place; a deferral forgets it.
+    passes.keep(&triplet(7), Some(Record { expires: 2000, ..pass }));
+    assert_eq!(passes.get(&triplet(7)).unwrap().expires, 2000);
+    passes.keep(&triplet(8), Some(Record { passed: false, ..pass }));
+    assert!(passes.get(&triplet(8)).is_none());
+    passes.forget_expired(10);
+    assert_eq!(passes.len(), 0, "full: emptied");
+    passes.keep(&triplet(1), Some(pass));
+    passes.keep(&triplet(2), Some(Record { expires: 5, ..pass }));
+    passes.forget_expired(10);
+    assert_eq!((passes.len(), passes.get(&triplet(1))), (1, Some(pass)));
+}

@@ -2,17 +2,18 @@
 //! stays bounded however many distinct keys clients make up, and which can
 //! be asked whether a request would pass without counting it.
 
-use std::convert::Infallible;
 use std::hash::Hash;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+
+use dashmap::DashMap;
 
 use governor::clock::Clock as GovernorClockTrait;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
-use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
+use governor::state::keyed::ShrinkableKeyedStateStore;
 use governor::state::{RateLimiter, StateStore};
 use governor::{NotUntil, Quota};
 
@@ -57,21 +58,56 @@ struct Probe<K> {
     count: bool,
 }
 
-/// Governor's concurrent map of cells, with a cap on its keys and a
-/// read-only probe.
-struct BoundedStore<K: Hash + Eq> {
-    cells: DashMapStateStore<Slot<K>>,
-    overflow: Slot<K>,
-}
+/// One key's GCRA state: the theoretical arrival time, in nanoseconds
+/// since the limiter started, 0 for a key that has its whole burst. It is
+/// governor's `InMemoryState` (the same compare-and-swap loop, the same
+/// encoding), which keeps its one-step update crate-private: owning the
+/// cell lets the store answer a request with one map lookup instead of
+/// three.
+#[derive(Default)]
+struct Cell(AtomicU64);
 
-impl<K: Hash + Eq + Clone> BoundedStore<K> {
-    /// The slot a request for `slot` uses: its own while it has one or
-    /// there is room, else the shared overflow cell. So a flood of distinct
-    /// keys is itself limited, by one count, and memory stays bounded.
-    fn resolve<'a>(&'a self, slot: &'a Slot<K>) -> &'a Slot<K> {
-        if self.cells.contains_key(slot) || self.cells.len() < MAX_KEYS { slot } else { &self.overflow }
+impl Cell {
+    /// Governor's `f` decides from the state; `Ok` carries the state to
+    /// store, which is stored only when `count` is set (else the request
+    /// is only measured).
+    fn measure<T, F, E>(&self, count: bool, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let state = |tat: u64| NonZeroU64::new(tat).map(|tat| Nanos::from(tat.get()));
+        let mut previous = self.0.load(Ordering::Acquire);
+        loop {
+            let (outcome, next) = f(state(previous))?;
+            if !count {
+                return Ok(outcome);
+            }
+            match self.0.compare_exchange_weak(previous, next.as_u64(), Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return Ok(outcome),
+                Err(current) => previous = current,
+            }
+        }
+    }
+
+    /// Whether the state is no different from a fresh key's at `drop_below`.
+    fn is_idle(&self, drop_below: Nanos) -> bool {
+        self.0.load(Ordering::Relaxed) <= drop_below.as_u64()
     }
 }
+
+/// The cells of one limit: a concurrent map (dashmap, as governor's own
+/// keyed store) with a cap on its keys.
+struct Cells<K: Hash + Eq> {
+    map: DashMap<Slot<K>, Cell>,
+    overflow: Slot<K>,
+    /// Set when a new key found the map full: idle keys are then worth a
+    /// sweep (see [`KeyedLimit::count`]).
+    crowded: AtomicBool,
+}
+
+/// Governor's view of the cells (the limiter owns its store; the limit
+/// keeps the same cells to sweep them).
+struct BoundedStore<K: Hash + Eq>(Arc<Cells<K>>);
 
 impl<K: Hash + Eq + Clone> StateStore for BoundedStore<K> {
     type Key = Probe<K>;
@@ -80,38 +116,41 @@ impl<K: Hash + Eq + Clone> StateStore for BoundedStore<K> {
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
-        let slot = self.resolve(&probe.slot);
-        if probe.count {
-            return self.cells.measure_and_replace(slot, f);
+        let cells = &self.0;
+        if let Some(cell) = cells.map.get(&probe.slot) {
+            return cell.measure(probe.count, f);
         }
-        if !self.cells.contains_key(slot) {
-            // An unknown key has its whole burst; a probe must not insert it.
+        // A new key takes a cell while there is room, else shares the
+        // overflow cell: a flood of distinct keys is itself limited, by
+        // one count, and memory stays bounded.
+        if cells.map.len() >= MAX_KEYS {
+            cells.crowded.store(true, Ordering::Relaxed);
+            let overflow = cells.map.entry(cells.overflow.clone()).or_default();
+            return overflow.measure(probe.count, f);
+        }
+        if !probe.count {
+            // A new key has its whole burst; a probe must not insert it.
             return f(None).map(|(outcome, _)| outcome);
         }
-        // Governor's cell stores the new state only when the closure says
-        // Ok: answering Err with the outcome leaves the cell untouched.
-        match self.cells.measure_and_replace::<Infallible, _, _>(slot, |state| Err(f(state).map(|(o, _)| o))) {
-            Ok(never) => match never {},
-            Err(outcome) => outcome,
-        }
+        cells.map.entry(probe.slot.clone()).or_default().measure(true, f)
     }
 }
 
 impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<Probe<K>> for BoundedStore<K> {
     fn retain_recent(&self, drop_below: Nanos) {
-        self.cells.retain_recent(drop_below);
+        self.0.map.retain(|_, cell| !cell.is_idle(drop_below));
     }
 
     fn shrink_to_fit(&self) {
-        ShrinkableKeyedStateStore::shrink_to_fit(&self.cells);
+        self.0.map.shrink_to_fit();
     }
 
     fn len(&self) -> usize {
-        self.cells.len()
+        self.0.map.len()
     }
 
     fn is_empty(&self) -> bool {
-        self.cells.is_empty()
+        self.0.map.is_empty()
     }
 }
 
@@ -119,6 +158,7 @@ impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<Probe<K>> for BoundedStore<
 /// more each `window / count`.
 pub(super) struct KeyedLimit<K: Hash + Eq + Clone> {
     limiter: RateLimiter<Probe<K>, BoundedStore<K>, GovernorClock, NoOpMiddleware<Nanos>>,
+    cells: Arc<Cells<K>>,
     clock: GovernorClock,
     /// The monotonic time, in nanoseconds, before which a full limit does
     /// not scan again.
@@ -139,9 +179,11 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     }
 
     fn new(quota: Quota, clock: &GovernorClock, refusal: Limited) -> KeyedLimit<K> {
-        let store = BoundedStore { cells: DashMapStateStore::default(), overflow: Slot::Overflow };
+        let cells =
+            Arc::new(Cells { map: DashMap::default(), overflow: Slot::Overflow, crowded: AtomicBool::new(false) });
         KeyedLimit {
-            limiter: RateLimiter::new(quota, store, clock.clone()),
+            limiter: RateLimiter::new(quota, BoundedStore(Arc::clone(&cells)), clock.clone()),
+            cells,
             clock: clock.clone(),
             next_sweep: AtomicU64::new(0),
             refusal,
@@ -149,36 +191,40 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     }
 
     /// Whether one more request for `key` would pass now; counts nothing.
+    /// One map lookup.
     pub(super) fn allows(&self, key: &K) -> Result<(), Limited> {
         let probe = Probe { slot: Slot::Key(key.clone()), count: false };
         self.limiter.check_key(&probe).map_err(|_: NotUntil<Nanos>| self.refusal)
     }
 
     /// Counts one request for `key` (whether or not it passed: the caller
-    /// has decided already, by [`KeyedLimit::allows`]).
+    /// has decided already, by [`KeyedLimit::allows`]). One map lookup
+    /// for a known key; a crowded limit first forgets its idle keys, so
+    /// that a key new after a flood gets a cell of its own.
     pub(super) fn count(&self, key: K) {
-        self.sweep_if_full();
+        if self.cells.crowded.load(Ordering::Relaxed) {
+            self.sweep();
+        }
         let _ = self.limiter.check_key(&Probe { slot: Slot::Key(key), count: true });
     }
 
-    /// Forgets the keys idle for a window, when the limit is full and has
-    /// not scanned within [`SWEEP_INTERVAL`].
-    fn sweep_if_full(&self) {
-        if self.limiter.len() < MAX_KEYS {
-            return;
-        }
+    /// Forgets the keys idle for a window, unless the limit scanned within
+    /// [`SWEEP_INTERVAL`]: a scan walks every key, so a flood of new keys
+    /// must not run one each.
+    fn sweep(&self) {
         let now = self.clock.now().as_u64();
         let next = self.next_sweep.load(Ordering::Relaxed);
         let after = now.saturating_add(Nanos::from(SWEEP_INTERVAL).as_u64());
         if now >= next && self.next_sweep.compare_exchange(next, after, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
             self.limiter.retain_recent();
+            self.cells.crowded.store(self.cells.map.len() >= MAX_KEYS, Ordering::Relaxed);
         }
     }
 
     /// How many keys the limit remembers (the overflow cell included).
     #[cfg(test)]
     pub(super) fn keys(&self) -> usize {
-        self.limiter.len()
+        self.cells.map.len()
     }
 }
 

@@ -126,8 +126,10 @@ pub struct RateLimits {
     messages: PerClient,
     recipients: PerClient,
     auth_failures: PerClient,
-    user_messages: Option<KeyedLimit<Box<str>>>,
-    sender_messages: Option<KeyedLimit<Box<str>>>,
+    /// Keyed by `Arc<str>`: a request clones its key for the check and the
+    /// count, which must not copy the string.
+    user_messages: Option<KeyedLimit<Arc<str>>>,
+    sender_messages: Option<KeyedLimit<Arc<str>>>,
 }
 
 impl RateLimits {
@@ -220,12 +222,12 @@ impl RateLimits {
     /// that applies, or refuses (451 4.7.1) and counts nothing.
     pub fn message(&self, ip: IpAddr, authenticated: Option<&str>, reverse_path: &str) -> Result<(), Limited> {
         let Some(key) = self.key(ip) else { return Ok(()) };
-        let user = self.user_messages.as_ref().zip(authenticated).map(|(limit, user)| (limit, Box::from(user)));
+        let user = self.user_messages.as_ref().zip(authenticated).map(|(limit, user)| (limit, Arc::from(user)));
         let sender = self
             .sender_messages
             .as_ref()
             .filter(|_| !reverse_path.is_empty())
-            .map(|limit| (limit, reverse_path.to_lowercase().into_boxed_str()));
+            .map(|limit| (limit, Arc::from(reverse_path.to_lowercase())));
         self.messages.allows(&key)?;
         for (limit, name) in user.iter().chain(&sender) {
             limit.allows(name)?;
