@@ -45,6 +45,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::asking(Questions::default())
+    }
+
+    /// A fixture whose sessions ask the host the `questions`.
+    fn asking(questions: Questions) -> Fixture {
         // Current-thread: one core measures one call, as a connection task runs it.
         let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let component = tokio.block_on(async {
@@ -54,7 +59,7 @@ impl Fixture {
         });
         let mut config = guest_config(&ServerConfig::default().session_config(
             Role::Mx,
-            Questions::default(),
+            questions,
             AuthMechanisms::default(),
         ));
         // Room for the 10 MiB body.
@@ -133,6 +138,27 @@ fn commands(c: &mut Criterion) {
             })
         });
     }
+    // The same RCPT when the policy asks about recipients: the guest
+    // stops at the question and is called again with the answer.
+    g.bench_function("RCPT asked", |b| {
+        let asking = Fixture::asking(Questions { rcpt: true, ..Questions::default() });
+        let mut s = asking.session();
+        b.iter_custom(|iters| {
+            asking.tokio.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    black_box(s.feed(MAIL).await.unwrap());
+                    let t = Instant::now();
+                    let actions = s.feed(RCPT).await.unwrap();
+                    assert!(matches!(actions.last(), Some(Action::Ask(_))));
+                    black_box(s.answer(&Answer::ACCEPT).await.unwrap());
+                    total += t.elapsed();
+                    black_box(s.feed(RSET).await.unwrap());
+                }
+                total
+            })
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("component/instance");
