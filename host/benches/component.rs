@@ -57,11 +57,8 @@ impl Fixture {
             let runtime = Runtime::new(limits, None).unwrap();
             runtime.validate(smtpcell::EMBEDDED_COMPONENT.to_vec()).await.unwrap().component
         });
-        let mut config = guest_config(&ServerConfig::default().session_config(
-            Role::Mx,
-            questions,
-            AuthMechanisms::default(),
-        ));
+        let mut config =
+            guest_config(&ServerConfig::default().session_config(Role::Mx, questions, AuthMechanisms::default()));
         // Room for the 10 MiB body.
         config.max_message_size = 64 << 20;
         Fixture { tokio, component, config, peer: PeerInfo { ip: "127.0.0.1".into(), port: 2525 } }

@@ -159,7 +159,9 @@ fn limited(ip: IpAddr, step: &str, limit: &str) -> Answer {
 
 impl Policy for Rules {
     fn questions(&self) -> Questions {
-        Questions { mail: self.rate_limits.is_some(), rcpt: true, ..Questions::default() }
+        // MAIL crosses into the host only for a limit on messages.
+        let mail = self.rate_limits.as_ref().is_some_and(|limits| limits.counts_messages());
+        Questions { mail, rcpt: true, ..Questions::default() }
     }
 
     fn admit(&self, client: &Client) -> Result<Option<Admission>, Turnaway> {

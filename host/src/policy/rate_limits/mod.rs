@@ -191,6 +191,12 @@ impl RateLimits {
         }
     }
 
+    /// Whether any limit counts messages (so MAIL must be asked).
+    pub fn counts_messages(&self) -> bool {
+        let m = &self.messages;
+        m.client.is_some() || m.network.is_some() || self.user_messages.is_some() || self.sender_messages.is_some()
+    }
+
     /// The client's keys, or `None` when it is exempt.
     fn key(&self, ip: IpAddr) -> Option<ClientKey> {
         let client = ip.to_canonical();

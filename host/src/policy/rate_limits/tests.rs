@@ -293,3 +293,17 @@ fn a_connection_slot_can_live_in_any_task() {
     shared::<ConnectionSlot>();
     shared::<RateLimits>();
 }
+
+#[test]
+fn only_a_limit_on_messages_asks_about_mail() {
+    for (text, counts) in [
+        ("client_connections_per_minute = 5\nclient_concurrent_connections = 2", false),
+        ("client_recipients_per_minute = 5\nclient_auth_failures_per_hour = 5", false),
+        ("client_messages_per_minute = 5", true),
+        ("network_messages_per_minute = 5", true),
+        ("user_messages_per_hour = 5", true),
+        ("sender_messages_per_hour = 5", true),
+    ] {
+        assert_eq!(limits(text).0.counts_messages(), counts, "{text}");
+    }
+}
