@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 
 use super::Options;
+use crate::mail_auth::{Authenticating, MailAuth, MailAuthConfig};
 use crate::policy::{AcceptAll, Clock, PasswordFile, Policy, Rules, RulesConfig};
 use crate::server::PolicyBuilder;
 
@@ -27,6 +28,15 @@ pub fn policy_summary(rules: &RulesConfig, built: Option<&Rules>) -> Vec<String>
         lines.push(format!("greylisting on ({})", rules.greylisting.database.display()));
     }
     lines
+}
+
+fn mail_auth_summary(config: &MailAuthConfig) -> String {
+    let resolver = config.dns_server.map_or_else(|| "the system's resolver".to_string(), |addr| addr.to_string());
+    format!(
+        "mail authentication on (SPF fail: {:?}, DMARC reject: {:?}, DNS errors: {:?}; {resolver})",
+        config.spf_fail, config.dmarc_reject, config.temp_error
+    )
+    .to_lowercase()
 }
 
 /// How the policy is built at start-up and at each reload: the flags kept,
@@ -58,6 +68,7 @@ pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Cl
             }
             None => None,
         };
+        let relay_networks = settings.rules.as_ref().map(|r| r.relay_networks.clone()).unwrap_or_default();
         let policy: Arc<dyn Policy> = match settings.rules {
             Some(rules_config) => {
                 let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -70,6 +81,14 @@ pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Cl
                 Some(users) => users,
                 None => Arc::new(AcceptAll),
             },
+        };
+        let policy: Arc<dyn Policy> = match settings.mail_auth {
+            Some(config) => {
+                lines.push(mail_auth_summary(&config));
+                let checks = MailAuth::new(config, relay_networks).context("setting up mail authentication")?;
+                Arc::new(Authenticating::new(policy, Arc::new(checks)))
+            }
+            None => policy,
         };
         Ok((policy, lines))
     })

@@ -9,6 +9,7 @@ use smtp_core::Config as SessionConfig;
 
 use super::file::ConfigFile;
 use super::options::Options;
+use crate::mail_auth::MailAuthConfig;
 use crate::policy::{Domains, Networks, RulesConfig};
 use crate::server::ServerConfig;
 use crate::tls::TlsFiles;
@@ -43,6 +44,9 @@ pub struct Settings {
     /// The policy of a configuration file; `None` without one: the
     /// embedded default accepts every recipient (local use only).
     pub rules: Option<RulesConfig>,
+    /// SPF, DKIM, ARC and DMARC; `None` when turned off. Without a
+    /// configuration file the results are only tagged.
+    pub mail_auth: Option<MailAuthConfig>,
 }
 
 impl Settings {
@@ -158,6 +162,14 @@ impl Settings {
         {
             bail!(file.error("recipients", "needs mailboxes (the root of the per-user Maildirs)"));
         }
+        let mail_auth_keys = f.mail_auth.clone().unwrap_or_default();
+        let enabled = !flags.no_mail_auth && !f.no_mail_auth && mail_auth_keys.enabled != Some(false);
+        let dns_server = pick!(dns_server);
+        let mail_auth = match (enabled, file) {
+            (false, _) => None,
+            (true, Some(_)) => Some(MailAuthConfig::configured(&server.hostname, dns_server, &mail_auth_keys)),
+            (true, None) => Some(MailAuthConfig::tag_only(&server.hostname, dns_server)),
+        };
         Ok(Settings {
             server,
             storage,
@@ -170,6 +182,7 @@ impl Settings {
             guest_call_budget: Duration::from_millis(pick!(guest_call_budget_ms).unwrap_or(200)),
             users,
             rules,
+            mail_auth,
         })
     }
 }
