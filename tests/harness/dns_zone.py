@@ -7,7 +7,7 @@ prints "port N" once serving. ZONEFILE has one record a line,
 tab-separated: NAME TYPE VALUE [VALUE...]; a TXT record's values are its
 character-strings (so a long DKIM key can be split over several). A name
 with no record of the asked type answers NOERROR without answers, an
-unknown name NXDOMAIN, and any name under blackhole.test gets no answer at
+unknown name NXDOMAIN (both with an SOA, so that resolvers cache them), and any name under blackhole.test gets no answer at
 all (a server that never answers: SPF temperror).
 """
 
@@ -16,7 +16,7 @@ import socketserver
 import sys
 import threading
 
-from dnslib import AAAA, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib import AAAA, MX, PTR, QTYPE, RCODE, RR, SOA, TXT, A, DNSRecord
 
 TTL = 300
 
@@ -54,13 +54,18 @@ def answer(records, data):
         return None
     reply = request.reply()
     reply.header.aa = 1
-    if name not in records:
-        reply.header.rcode = RCODE.NXDOMAIN
-        return reply.pack()
     qtype = QTYPE[request.q.qtype]
-    for rtype, rdata in records[name]:
+    for rtype, rdata in records.get(name, []):
         if rtype == qtype or qtype == "ANY":
             reply.add_answer(RR(request.q.qname, getattr(QTYPE, rtype), rdata=rdata, ttl=TTL))
+    if not reply.rr:
+        if name not in records:
+            reply.header.rcode = RCODE.NXDOMAIN
+        # As a real server answers: the zone's SOA, whose minimum is how
+        # long resolvers may cache the negative answer (RFC 2308).
+        apex = name.rstrip(".").rsplit(".", 1)[-1] + "."
+        soa = SOA("ns." + apex, "hostmaster." + apex, (1, 3600, 600, 86400, TTL))
+        reply.add_auth(RR(apex, QTYPE.SOA, rdata=soa, ttl=TTL))
     return reply.pack()
 
 
