@@ -172,6 +172,10 @@ fn spf_gives_every_result_and_refuses_only_where_configured() {
     }
 }
 
+/// Subject, reverse-path, content, the expected reply to the content, and
+/// the stored `dmarc=` and `policy.dmarc=` (`None`: refused, not stored).
+type DmarcCase = (&'static str, &'static str, Vec<u8>, &'static str, Option<(&'static str, &'static str)>);
+
 #[test]
 fn dmarc_policies_with_aligned_and_unaligned_identifiers() {
     let w = world();
@@ -180,8 +184,7 @@ fn dmarc_policies_with_aligned_and_unaligned_identifiers() {
         dkimpy_sign(&message("a@pass.test", subject, "hi\r\n"), "rsa", "pass.test", &w.rsa, Signing::RELAXED_SIMPLE)
             .unwrap()
     };
-    // (subject, reverse-path, content, expected reply to the content, dmarc= and policy.dmarc=)
-    let cases: Vec<(&str, &str, Vec<u8>, &str, Option<(&str, &str)>)> = vec![
+    let cases: Vec<DmarcCase> = vec![
         ("unaligned-reject", "b@none.test", message("a@reject.test", "unaligned-reject", "hi\r\n"), "550 5.7.1", None),
         (
             "spf-aligned",
