@@ -356,3 +356,27 @@ fn no_mail_auth_turns_every_check_off() {
     assert_eq!(status(&sent.data.unwrap()), "250 2.0.0");
     assert_eq!(stored(&server, "off").unwrap().0, "");
 }
+
+#[test]
+fn dns_errors_and_oversized_header_sections_at_the_end_of_data() {
+    let deferring = start("temp_error = \"refuse\"\n");
+    // The DMARC tree walk for the From domain asks a server that never answers.
+    let sent = send(&deferring, loopback(1), "a@pass.test", &message("a@x.blackhole.test", "dmarc-temp", "hi\r\n"));
+    assert_eq!(status(&sent.data.unwrap()), "451 4.7.1");
+    assert!(stored(&deferring, "dmarc-temp").is_none());
+
+    let tagging = start("");
+    let sent =
+        send(&tagging, loopback(1), "a@pass.test", &message("a@x.blackhole.test", "dmarc-temp-tagged", "hi\r\n"));
+    assert_eq!(status(&sent.data.unwrap()), "250 2.0.0");
+    let (ar, _, _) = stored(&tagging, "dmarc-temp-tagged").unwrap();
+    assert_eq!(results(&ar, "dmarc"), ["temperror"], "{ar}");
+
+    // Past 100 KiB of header section: neither verified nor cleaned, refused.
+    let field = format!("X-Filler: {}\r\n", "f".repeat(980));
+    let mut content = field.repeat(112).into_bytes();
+    content.extend_from_slice(&message("a@pass.test", "huge-header", "hi\r\n"));
+    let sent = send(&tagging, loopback(1), "a@pass.test", &content);
+    assert_eq!(status(&sent.data.unwrap()), "550 5.7.1");
+    assert!(stored(&tagging, "huge-header").is_none());
+}

@@ -15,8 +15,8 @@ use mail_auth::dmarc::Policy as DmarcPolicy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator, ReceivedSpf, SpfOutput,
-    SpfResult,
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, DnsError, MessageAuthenticator, ReceivedSpf,
+    SpfOutput, SpfResult,
 };
 use moka::sync::Cache;
 use smtp_core::{Answer, Envelope, Reason, Refusal};
@@ -157,7 +157,14 @@ impl MailAuth {
                 let checked = tokio::time::timeout(self.config.timeout, self.content_results(&message, &spf, ip));
                 match checked.await {
                     Ok(done) => done,
-                    Err(_) => (";\r\n\tdkim=temperror (timed out);\r\n\tdmarc=temperror (timed out)".into(), None),
+                    // Out of time: DMARC could not be decided, which is a
+                    // DNS temporary error like any other.
+                    Err(_) => {
+                        let timed_out = mail_auth::Error::Dns(DnsError::Resolver("timed out".into()));
+                        let domain = message.from().rsplit_once('@').map_or("", |(_, domain)| domain).to_string();
+                        let verdict = (DmarcResult::TempError(timed_out), DmarcPolicy::Unspecified, domain);
+                        (";\r\n\tdkim=temperror (timed out);\r\n\tdmarc=temperror (timed out)".into(), Some(verdict))
+                    }
                 }
             }
             None => (";\r\n\tdkim=none;\r\n\tdmarc=none".into(), None),
