@@ -380,3 +380,21 @@ fn dns_errors_and_oversized_header_sections_at_the_end_of_data() {
     assert_eq!(status(&sent.data.unwrap()), "550 5.7.1");
     assert!(stored(&tagging, "huge-header").is_none());
 }
+
+#[test]
+fn a_reload_keeps_checking_and_applies_new_keys() {
+    let server = start("spf_fail = \"tag\"\n");
+    let sent = send(&server, loopback(1), "a@fail.test", &message("x@mx.test", "before-reload", "hi\r\n"));
+    assert_eq!(status(&sent.data.unwrap()), "250 2.0.0");
+    let report = server.reload();
+    assert!(report.ok, "{:?}", report.lines);
+    assert!(report.lines.iter().any(|l| l.starts_with("mail authentication on")), "{:?}", report.lines);
+    let sent = send(&server, loopback(1), "a@pass.test", &message("x@mx.test", "after-reload", "hi\r\n"));
+    assert_eq!(status(&sent.data.unwrap()), "250 2.0.0");
+    assert_eq!(results(&stored(&server, "after-reload").unwrap().0, "spf"), ["pass", "pass"]);
+
+    server.write("smtpcell.toml", &config("spf_fail = \"refuse\"\n"));
+    assert!(server.reload().ok);
+    let sent = send(&server, loopback(1), "a@fail.test", &message("x@mx.test", "refused-now", "hi\r\n"));
+    assert_eq!(status(&sent.mail), "550 5.7.23");
+}

@@ -47,6 +47,7 @@ fn mail_auth_summary(config: &MailAuthConfig) -> String {
 /// certificate's paths) says they take effect at the next start.
 pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Clock>) -> PolicyBuilder {
     let last: Mutex<Option<Arc<Rules>>> = Mutex::new(None);
+    let last_checks: Mutex<Option<Arc<MailAuth>>> = Mutex::new(None);
     let started: Mutex<Option<String>> = Mutex::new(None);
     Arc::new(move || {
         let settings = super::load(&flags, config.as_deref())?;
@@ -85,8 +86,15 @@ pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Cl
         let policy: Arc<dyn Policy> = match settings.mail_auth {
             Some(config) => {
                 lines.push(mail_auth_summary(&config));
-                let checks = MailAuth::new(config, relay_networks).context("setting up mail authentication")?;
-                Arc::new(Authenticating::new(policy, Arc::new(checks)))
+                // Unchanged checks are kept, with their DNS cache and the
+                // SPF results of transactions in progress.
+                let mut last_checks = last_checks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let checks = match last_checks.take() {
+                    Some(kept) if kept.same_as(&config, &relay_networks) => kept,
+                    _ => Arc::new(MailAuth::new(config, relay_networks).context("setting up mail authentication")?),
+                };
+                *last_checks = Some(checks.clone());
+                Arc::new(Authenticating::new(policy, checks))
             }
             None => policy,
         };

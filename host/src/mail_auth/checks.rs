@@ -67,6 +67,12 @@ impl MailAuth {
         Ok(MailAuth { config, resolver, relay_networks, spf })
     }
 
+    /// Whether these checks are the ones `config` and `relay_networks`
+    /// would build (a reload keeps them, and their caches, when so).
+    pub fn same_as(&self, config: &MailAuthConfig, relay_networks: &Networks) -> bool {
+        self.config == *config && self.relay_networks == *relay_networks
+    }
+
     pub fn config(&self) -> &MailAuthConfig {
         &self.config
     }
