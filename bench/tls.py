@@ -115,7 +115,7 @@ class Target(load.Server):
         sock = os.path.join(load.WORK, "%s-%d.sock" % (self.name, port))
         return [self.spec["binary"], "serve", "--listen", "%s:%d" % (HOST, port), "--maildir", self.store,
                 "--hostname", "bench.localhost", "--no-cache", "--control", sock,
-                "--tls-cert", self.cert, "--tls-key", self.key]
+                "--tls-cert", self.cert, "--tls-key", self.key] + load.no_mail_auth(self.spec["binary"])
 
     def stored(self):
         new = os.path.join(self.store, "new")

@@ -6,11 +6,13 @@
 //! - [`server`]: sockets, timeouts, limits, graceful shutdown.
 //! - [`spool`]: durable storage of accepted mail (Maildir by default).
 //! - [`policy`]: the host's decisions at each step the guest asks about.
+//! - [`mail_auth`]: SPF, DKIM, DMARC and ARC, and Authentication-Results.
 //! - [`tls`]: the certificate in use and what a handshake negotiated.
 //! - [`transcript`]: the shared transcript corpus and its runner.
 //! - [`users`]: the users file for SMTP AUTH (Dovecot passwd-file) and `smtpcell passwd`.
 
 pub mod config;
+pub mod mail_auth;
 pub mod policy;
 pub mod runtime;
 pub mod server;

@@ -37,7 +37,14 @@ impl ConfiguredServer {
     /// Writes `files` (name, contents; `{dir}` replaced) into a fresh
     /// temporary directory, then `config` as its smtpcell.toml, and serves
     /// it. The configuration should listen on `127.0.0.1:0`.
+    /// Mail authentication is off (`--no-mail-auth`): these servers reach
+    /// no DNS. [`ConfiguredServer::start_with`] gives other flags.
     pub fn start(config: &str, files: &[(&str, &str)]) -> Result<ConfiguredServer> {
+        ConfiguredServer::start_with(config, files, Options { no_mail_auth: true, ..Options::default() })
+    }
+
+    /// [`ConfiguredServer::start`] with `flags` as the command line's.
+    pub fn start_with(config: &str, files: &[(&str, &str)], flags: Options) -> Result<ConfiguredServer> {
         let dir = tempfile::tempdir()?;
         let root = dir.path().to_str().context("a UTF-8 temporary directory")?.to_string();
         for (name, contents) in files {
@@ -48,9 +55,9 @@ impl ConfiguredServer {
         // 2026-01-01T00:00:00Z: a fixed start keeps greylisting keys and
         // windows the same on every run.
         let clock = Arc::new(FakeClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600)));
-        let settings = config::load(&Options::default(), Some(&path))?;
+        let settings = config::load(&flags, Some(&path))?;
         let spool = config::open_spool(&settings.storage, &settings.server.hostname)?;
-        let build = config::policy_builder(Options::default(), Some(path), clock.clone());
+        let build = config::policy_builder(flags, Some(path), clock.clone());
         let registry = Arc::new(Registry::new(embedded_component()));
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let handle = runtime.handle().clone();

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod configured;
+pub mod dns;
 pub mod dovecot;
 pub mod driver;
 pub mod log;

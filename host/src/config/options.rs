@@ -5,13 +5,14 @@
 //! A flag given overrides the file's key; a setting given by neither takes
 //! its default ([`super::Settings::resolve`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Args;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::mail_auth::MailAuthKeys;
 use crate::policy::{GreylistingConfig, RateLimitsConfig};
 
 /// The settings as given, before defaults: `None` (or `false`) is "not
@@ -142,6 +143,16 @@ pub struct Options {
     /// ms [default: 200].
     #[arg(long, value_name = "MS")]
     pub guest_call_budget_ms: Option<u64>,
+    /// Do not check SPF, DKIM, ARC and DMARC (checked by default; see
+    /// the `[mail_auth]` table).
+    #[arg(long)]
+    #[serde(default)]
+    pub no_mail_auth: bool,
+    /// DNS resolver for the mail authentication checks, `IP` or `IP:PORT`
+    /// [default: the system's, from /etc/resolv.conf].
+    #[arg(long, value_name = "ADDR", value_parser = parse_dns_server)]
+    #[serde(default, deserialize_with = "dns_server")]
+    pub dns_server: Option<SocketAddr>,
 
     // The policy: file keys only.
     /// The domains smtpcell receives mail for (case-insensitive).
@@ -180,4 +191,20 @@ pub struct Options {
     pub rate_limits: Option<RateLimitsConfig>,
     #[arg(skip)]
     pub greylisting: Option<GreylistingConfig>,
+    /// What SPF, DKIM and DMARC results lead to (see [`MailAuthKeys`]).
+    #[arg(skip)]
+    pub mail_auth: Option<MailAuthKeys>,
+}
+
+/// `IP` (port 53) or `IP:PORT`.
+fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+    match text.parse::<IpAddr>() {
+        Ok(ip) => Ok(SocketAddr::new(ip, 53)),
+        Err(_) => text.parse::<SocketAddr>().map_err(|_| format!("{text:?} is not IP or IP:PORT")),
+    }
+}
+
+fn dns_server<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_dns_server(&text).map(Some).map_err(serde::de::Error::custom)
 }

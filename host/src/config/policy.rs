@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 
 use super::Options;
+use crate::mail_auth::{Authenticating, MailAuth, MailAuthConfig};
 use crate::policy::{AcceptAll, Clock, PasswordFile, Policy, Rules, RulesConfig};
 use crate::server::PolicyBuilder;
 
@@ -29,6 +30,15 @@ pub fn policy_summary(rules: &RulesConfig, built: Option<&Rules>) -> Vec<String>
     lines
 }
 
+fn mail_auth_summary(config: &MailAuthConfig) -> String {
+    let resolver = config.dns_server.map_or_else(|| "the system's resolver".to_string(), |addr| addr.to_string());
+    format!(
+        "mail authentication on (SPF fail: {:?}, DMARC reject: {:?}, DNS errors: {:?}; {resolver})",
+        config.spf_fail, config.dmarc_reject, config.temp_error
+    )
+    .to_lowercase()
+}
+
 /// How the policy is built at start-up and at each reload: the flags kept,
 /// the file read again. The last policy built hands its rate-limit
 /// counters and greylisting database on (see [`Rules::build`]). Only the
@@ -37,6 +47,7 @@ pub fn policy_summary(rules: &RulesConfig, built: Option<&Rules>) -> Vec<String>
 /// certificate's paths) says they take effect at the next start.
 pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Clock>) -> PolicyBuilder {
     let last: Mutex<Option<Arc<Rules>>> = Mutex::new(None);
+    let last_checks: Mutex<Option<Arc<MailAuth>>> = Mutex::new(None);
     let started: Mutex<Option<String>> = Mutex::new(None);
     Arc::new(move || {
         let settings = super::load(&flags, config.as_deref())?;
@@ -58,6 +69,7 @@ pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Cl
             }
             None => None,
         };
+        let relay_networks = settings.rules.as_ref().map(|r| r.relay_networks.clone()).unwrap_or_default();
         let policy: Arc<dyn Policy> = match settings.rules {
             Some(rules_config) => {
                 let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -70,6 +82,21 @@ pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Cl
                 Some(users) => users,
                 None => Arc::new(AcceptAll),
             },
+        };
+        let policy: Arc<dyn Policy> = match settings.mail_auth {
+            Some(config) => {
+                lines.push(mail_auth_summary(&config));
+                // Unchanged checks are kept, with their DNS cache and the
+                // SPF results of transactions in progress.
+                let mut last_checks = last_checks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let checks = match last_checks.take() {
+                    Some(kept) if kept.same_as(&config, &relay_networks) => kept,
+                    _ => Arc::new(MailAuth::new(config, relay_networks).context("setting up mail authentication")?),
+                };
+                *last_checks = Some(checks.clone());
+                Arc::new(Authenticating::new(policy, checks))
+            }
+            None => policy,
         };
         Ok((policy, lines))
     })

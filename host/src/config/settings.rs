@@ -9,6 +9,7 @@ use smtp_core::Config as SessionConfig;
 
 use super::file::ConfigFile;
 use super::options::Options;
+use crate::mail_auth::MailAuthConfig;
 use crate::policy::{Domains, Networks, RulesConfig};
 use crate::server::ServerConfig;
 use crate::tls::TlsFiles;
@@ -43,6 +44,9 @@ pub struct Settings {
     /// The policy of a configuration file; `None` without one: the
     /// embedded default accepts every recipient (local use only).
     pub rules: Option<RulesConfig>,
+    /// SPF, DKIM, ARC and DMARC; `None` when turned off. Without a
+    /// configuration file the results are only tagged.
+    pub mail_auth: Option<MailAuthConfig>,
 }
 
 impl Settings {
@@ -158,6 +162,14 @@ impl Settings {
         {
             bail!(file.error("recipients", "needs mailboxes (the root of the per-user Maildirs)"));
         }
+        let mail_auth_keys = f.mail_auth.clone().unwrap_or_default();
+        let enabled = !flags.no_mail_auth && !f.no_mail_auth && mail_auth_keys.enabled != Some(false);
+        let dns_server = pick!(dns_server);
+        let mail_auth = match (enabled, file) {
+            (false, _) => None,
+            (true, Some(_)) => Some(MailAuthConfig::configured(&server.hostname, dns_server, &mail_auth_keys)),
+            (true, None) => Some(MailAuthConfig::tag_only(&server.hostname, dns_server)),
+        };
         Ok(Settings {
             server,
             storage,
@@ -170,6 +182,7 @@ impl Settings {
             guest_call_budget: Duration::from_millis(pick!(guest_call_budget_ms).unwrap_or(200)),
             users,
             rules,
+            mail_auth,
         })
     }
 }
@@ -227,4 +240,51 @@ fn file_networks(file: Option<&ConfigFile>, list: &toml::Spanned<Vec<String>>, k
         Some(file) => file.error_at(list.span(), key, format!("{e:#}")),
         None => anyhow::anyhow!("{key}: {e:#}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::{ConfigFile, Options, ServerConfig, Settings};
+    use crate::mail_auth::{Action, MailAuthConfig};
+
+    fn resolve(flags: &Options, text: Option<&str>) -> anyhow::Result<Settings> {
+        let file = text.map(|t| ConfigFile::parse(Path::new("smtpcell.toml"), t.to_string())).transpose()?;
+        Settings::resolve(flags, file.as_ref())
+    }
+
+    #[test]
+    fn mail_auth_only_tags_without_a_file_and_follows_the_file_with_one() {
+        let none = Options::default();
+        let embedded = resolve(&none, None).unwrap().mail_auth.unwrap();
+        assert_eq!(embedded, MailAuthConfig::tag_only(&ServerConfig::default().hostname, None));
+
+        let file = resolve(&none, Some("hostname = \"mx.example.org\"\n")).unwrap().mail_auth.unwrap();
+        assert_eq!(
+            (file.authserv_id.as_str(), file.spf_fail, file.dmarc_reject, file.temp_error, file.timeout),
+            ("mx.example.org", Action::Tag, Action::Refuse, Action::Tag, Duration::from_secs(20))
+        );
+
+        let text = "dns_server = \"192.0.2.53\"\n[mail_auth]\nspf_fail = \"refuse\"\ntemp_error = \"refuse\"\n\
+                    dmarc_reject = \"tag\"\ntimeout_secs = 5\n";
+        let keys = resolve(&none, Some(text)).unwrap().mail_auth.unwrap();
+        assert_eq!(keys.dns_server, Some("192.0.2.53:53".parse().unwrap()));
+        assert_eq!((keys.spf_fail, keys.dmarc_reject, keys.temp_error), (Action::Refuse, Action::Tag, Action::Refuse));
+        assert_eq!(keys.timeout, Duration::from_secs(5));
+
+        let flags = Options { dns_server: Some("127.0.0.1:5353".parse().unwrap()), ..Options::default() };
+        assert_eq!(resolve(&flags, Some(text)).unwrap().mail_auth.unwrap().dns_server, flags.dns_server);
+    }
+
+    #[test]
+    fn mail_auth_is_turned_off_by_the_flag_or_the_file() {
+        let off = Options { no_mail_auth: true, ..Options::default() };
+        assert!(resolve(&off, None).unwrap().mail_auth.is_none());
+        assert!(resolve(&Options::default(), Some("[mail_auth]\nenabled = false\n")).unwrap().mail_auth.is_none());
+        assert!(resolve(&Options::default(), Some("no_mail_auth = true\n")).unwrap().mail_auth.is_none());
+        let err = resolve(&Options::default(), Some("[mail_auth]\nspf_fail = \"drop\"\n")).unwrap_err();
+        assert!(format!("{err:#}").starts_with("smtpcell.toml:2: unknown variant `drop`"), "{err:#}");
+    }
 }

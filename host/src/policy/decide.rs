@@ -48,6 +48,24 @@ pub struct Turnaway {
 /// An end-of-data decision in progress.
 pub type EndOfDataDecision<'a> = Pin<Box<dyn Future<Output = EndOfData> + Send + 'a>>;
 
+/// Checks of one message's content (DKIM and what builds on it), made at
+/// `message-begin` by [`Policy::message_checks`]: the content passes
+/// through on its way to storage, and the checks decide the end of data
+/// before the policy's [`Policy::end_of_data`] does.
+pub trait MessageChecks: Send {
+    /// Content octets (dot-unstuffed), in order; `store` gets the octets to
+    /// store, in order (the checks may hold some back, and may drop header
+    /// fields).
+    fn write(&mut self, bytes: &[u8], store: &mut dyn FnMut(&[u8]));
+
+    /// The end of the content: `store` gets whatever is still held.
+    fn finish(&mut self, store: &mut dyn FnMut(&[u8]));
+
+    /// Refuse the message, or accept it with header fields for the top of
+    /// the stored message (as [`EndOfData::Accept`]'s).
+    fn decide<'a>(self: Box<Self>, client: &'a Client, envelope: &'a Envelope) -> EndOfDataDecision<'a>;
+}
+
 fn decided<'a>(answer: Answer) -> Decision<'a> {
     Box::pin(ready(answer))
 }
@@ -112,6 +130,13 @@ pub trait Policy: Send + Sync + 'static {
     fn auth<'a>(&'a self, client: &'a Client, credentials: &'a Credentials) -> Decision<'a> {
         let _ = (client, credentials);
         decided(Answer::refuse(Reason::AuthFailed, true))
+    }
+
+    /// The checks of a message's content, if any (the default: none, the
+    /// content goes straight to storage).
+    fn message_checks(&self, client: &Client, envelope: &Envelope) -> Option<Box<dyn MessageChecks>> {
+        let _ = (client, envelope);
+        None
     }
 
     /// The message's content is complete (`content_size` octets); it is

@@ -20,7 +20,7 @@ pub use accept_all::AcceptAll;
 pub use client::{Client, Role};
 pub use client_network::{BadPrefix, Ipv4Prefix, Ipv6Prefix, NetworkPrefixes};
 pub use clock::{Clock, FakeClock, SystemClock};
-pub use decide::{Admission, Decision, EndOfData, EndOfDataDecision, Policy, Turnaway};
+pub use decide::{Admission, Decision, EndOfData, EndOfDataDecision, MessageChecks, Policy, Turnaway};
 pub use greylist::{Greylist, GreylistingConfig};
 pub use networks::Networks;
 pub use password_file::PasswordFile;

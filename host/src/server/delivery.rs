@@ -14,7 +14,7 @@ use smtp_core::{Answer, BodyType, DsnReturn, Envelope, Reason};
 use tracing::{info, warn};
 
 use super::listener::ServerContext;
-use crate::policy::{Client, EndOfData, Policy};
+use crate::policy::{Client, EndOfData, MessageChecks, Policy};
 use crate::runtime::LoadedComponent;
 use crate::spool::{MessageMeta, StoredRecipient, Transaction, is_storage_full};
 
@@ -26,6 +26,8 @@ pub struct Delivery {
     storage: Result<Box<dyn Transaction>, io::Error>,
     /// Content octets so far.
     size: u64,
+    /// The policy's checks of the content, which it passes through.
+    checks: Option<Box<dyn MessageChecks>>,
 }
 
 impl Delivery {
@@ -41,18 +43,18 @@ impl Delivery {
         let storage = ctx.spool.begin(&meta(ctx, component, policy, client, &envelope)).inspect_err(|err| {
             warn!(%err, "cannot open storage for a message");
         });
-        Delivery { envelope, storage, size: 0 }
+        let checks = policy.message_checks(client, &envelope);
+        Delivery { envelope, storage, size: 0, checks }
     }
 
     /// Appends content; a failed write fails the message (dropping the
     /// transaction removes what was written so far).
     pub fn write(&mut self, bytes: &[u8]) {
         self.size += bytes.len() as u64;
-        if let Ok(txn) = &mut self.storage
-            && let Err(err) = txn.write(bytes)
-        {
-            warn!(%err, "cannot write message content");
-            self.storage = Err(err);
+        let storage = &mut self.storage;
+        match &mut self.checks {
+            Some(checks) => checks.write(bytes, &mut |bytes| store(storage, bytes)),
+            None => store(storage, bytes),
         }
     }
 
@@ -62,8 +64,12 @@ impl Delivery {
     /// decision and the storage together may take `bound` (the data-end
     /// timeout); past it the client hears 451 and the transaction is
     /// cancelled before it becomes visible.
-    pub async fn finish(self, policy: &dyn Policy, client: &Client, bound: Duration) -> Answer {
+    pub async fn finish(mut self, policy: &dyn Policy, client: &Client, bound: Duration) -> Answer {
         let deadline = Instant::now() + bound;
+        let storage = &mut self.storage;
+        if let Some(checks) = &mut self.checks {
+            checks.finish(&mut |bytes| store(storage, bytes));
+        }
         let failure = |err: &io::Error| {
             let reason = if is_storage_full(err) { Reason::StorageFull } else { Reason::LocalError };
             Answer::refuse(reason, false)
@@ -72,8 +78,23 @@ impl Delivery {
             Ok(txn) => txn,
             Err(err) => return failure(&err),
         };
-        let decision = tokio::time::timeout_at(deadline, policy.end_of_data(client, &self.envelope, self.size));
-        let Ok(decision) = decision.await else {
+        let decided = async {
+            let mut headers = Vec::new();
+            if let Some(checks) = self.checks {
+                match checks.decide(client, &self.envelope).await {
+                    EndOfData::Accept { headers: checked } => headers = checked,
+                    refused => return refused,
+                }
+            }
+            match policy.end_of_data(client, &self.envelope, self.size).await {
+                EndOfData::Accept { headers: more } => {
+                    headers.extend_from_slice(&more);
+                    EndOfData::Accept { headers }
+                }
+                refused => refused,
+            }
+        };
+        let Ok(decision) = tokio::time::timeout_at(deadline, decided).await else {
             warn!("the policy did not decide the end of data in time; message not stored");
             return Answer::refuse(Reason::LocalError, false);
         };
@@ -106,6 +127,17 @@ impl Delivery {
                 failure(&err)
             }
         }
+    }
+}
+
+/// Appends content to the transaction; a failed write fails the message
+/// (dropping the transaction removes what was written so far).
+fn store(storage: &mut Result<Box<dyn Transaction>, io::Error>, bytes: &[u8]) {
+    if let Ok(txn) = storage
+        && let Err(err) = txn.write(bytes)
+    {
+        warn!(%err, "cannot write message content");
+        *storage = Err(err);
     }
 }
 
