@@ -163,6 +163,24 @@ fn spf_gives_every_result_and_refuses_only_where_configured() {
         assert!(received_spf.contains("client-ip=127.0.0.1;"), "{received_spf}");
     }
 
+    // An address literal or a single label cannot have an SPF record
+    // (RFC 7208 section 4.3): "none" for HELO, and for the null
+    // reverse-path, which is checked as postmaster@ the HELO domain.
+    for (hello, reverse_path) in [("[127.0.0.1]", "a@pass.test"), ("localhost", ""), ("[127.0.0.1]", "")] {
+        let subject = format!("spf-helo-{hello}-{reverse_path}");
+        let mut c = RawClient::connect_from(loopback(1), tagging.addr).unwrap();
+        assert!(c.reply().unwrap().starts_with("220 "));
+        assert!(c.command(&format!("EHLO {hello}")).unwrap().starts_with("250"));
+        assert!(c.command(&format!("MAIL FROM:<{reverse_path}>")).unwrap().starts_with("250"));
+        assert!(c.command("RCPT TO:<user@mx.test>").unwrap().starts_with("250"));
+        assert!(c.command("DATA").unwrap().starts_with("354"));
+        c.send(&message("x@mx.test", &subject, "hi\r\n")).unwrap();
+        assert!(c.command(".").unwrap().starts_with("250 "));
+        let (ar, _, _) = stored(&tagging, &subject).unwrap();
+        let mail_from = if reverse_path.is_empty() { "none" } else { "pass" };
+        assert_eq!(results(&ar, "spf"), [mail_from, "none"], "HELO {hello}, MAIL FROM:<{reverse_path}>: {ar}");
+    }
+
     let refusing = start("spf_fail = \"refuse\"\ntemp_error = \"refuse\"\n");
     for (domain, want) in
         [("fail.test", "550 5.7.23"), ("temperror.test", "451 4.7.24"), ("softfail.test", "250 2.1.0")]

@@ -128,6 +128,9 @@ impl MailAuth {
     }
 
     async fn bounded_spf(&self, domain: &str, params: SpfParameters<'_>) -> SpfOutput {
+        if !spf_checkable(domain) {
+            return SpfOutput::new(domain.to_string()).with_result(SpfResult::None);
+        }
         match tokio::time::timeout(self.config.timeout, self.resolver.verify_spf(params)).await {
             Ok(output) => output,
             Err(_) => SpfOutput::new(domain.to_string()).with_result(SpfResult::TempError),
@@ -239,4 +242,12 @@ impl MailAuth {
         };
         (results, verdict)
     }
+}
+
+/// Whether `domain` can have an SPF record: RFC 7208 section 4.3 makes
+/// check_host() "none", without a lookup, for a domain that is not a
+/// multi-label domain name, such as a HELO address literal (`[192.0.2.1]`)
+/// or a single label (`localhost`).
+fn spf_checkable(domain: &str) -> bool {
+    !domain.starts_with('[') && domain.trim_end_matches('.').contains('.')
 }
