@@ -12,6 +12,7 @@ use clap::Args;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::events::LogFormat;
 use crate::policy::{GreylistingConfig, RateLimitsConfig};
 
 /// The settings as given, before defaults: `None` (or `false`) is "not
@@ -142,6 +143,15 @@ pub struct Options {
     /// ms [default: 200].
     #[arg(long, value_name = "MS")]
     pub guest_call_budget_ms: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (OpenMetrics text
+    /// format) on a listener of their own; without it no metric is
+    /// collected [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Log lines as `text` or `json` (one object per line, stable field
+    /// names) [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 
     // The policy: file keys only.
     /// The domains smtpcell receives mail for (case-insensitive).

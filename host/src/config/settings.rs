@@ -43,6 +43,9 @@ pub struct Settings {
     /// The policy of a configuration file; `None` without one: the
     /// embedded default accepts every recipient (local use only).
     pub rules: Option<RulesConfig>,
+    /// Where `/metrics` is served; `None`: no metrics are collected.
+    pub metrics: Option<std::net::SocketAddr>,
+    pub log_format: crate::events::LogFormat,
 }
 
 impl Settings {
@@ -170,6 +173,8 @@ impl Settings {
             guest_call_budget: Duration::from_millis(pick!(guest_call_budget_ms).unwrap_or(200)),
             users,
             rules,
+            metrics: pick!(metrics),
+            log_format: pick!(log_format).unwrap_or_default(),
         })
     }
 }
@@ -188,10 +193,12 @@ impl Settings {
             no_cache,
             guest_memory_mib,
             guest_call_budget,
+            metrics,
+            log_format,
             ..
         } = self;
         format!(
-            "{server:?} {storage:?} {component:?} {watch} {control:?} {cache_dir:?} {no_cache} {guest_memory_mib} {guest_call_budget:?}"
+            "{server:?} {storage:?} {component:?} {watch} {control:?} {cache_dir:?} {no_cache} {guest_memory_mib} {guest_call_budget:?} {metrics:?} {log_format:?}"
         )
     }
 }
