@@ -75,10 +75,11 @@ impl ConnectionEvents {
             }
             _ => {}
         }
-        log::log(&event);
+        // Counted before logged: whoever reads the line sees the count.
         if let Some((metrics, series)) = &self.metrics {
             series.observe(metrics, &event);
         }
+        log::log(&event);
     }
 
     /// Octets the client sent (for the command counts).

@@ -4,7 +4,6 @@
 //! Field names are stable, in text (`key=value`) and in JSON lines alike;
 //! the README lists them.
 
-use tracing::field::debug as escaped;
 use tracing::{debug, info, warn};
 
 use super::Event;
@@ -35,9 +34,10 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
-/// Client text in a log line: escaped (`Debug`) and at most 64 characters.
+/// Client text in a log line: at most 64 characters, escaped as Rust
+/// escapes them in `Debug` (no CR or LF can forge a line), without quotes.
 fn client_text(text: &str) -> String {
-    text.chars().take(64).collect()
+    text.chars().take(64).flat_map(char::escape_debug).collect()
 }
 
 /// Writes `event`'s log line.
@@ -54,7 +54,7 @@ pub(super) fn log(event: &Event) {
             messages = s.messages,
             bytes = s.bytes,
             tls = s.tls.as_deref().unwrap_or("no"),
-            user = s.user.as_deref().map(|user| escaped(client_text(user))),
+            user = s.user.as_deref().map(client_text),
             duration_ms = s.duration.as_millis() as u64,
             "disconnect"
         ),
@@ -63,9 +63,9 @@ pub(super) fn log(event: &Event) {
         Event::TlsStarted(tls) => debug!(version = %tls.version, cipher = %tls.cipher, "TLS started"),
         Event::TlsFailed(err) => info!(%err, "TLS handshake failed"),
         Event::Authenticated { identity, mechanism } => {
-            info!(identity = ?client_text(identity), %mechanism, "client authenticated")
+            info!(identity = %client_text(identity), %mechanism, "client authenticated")
         }
-        Event::AuthRefused { user } => info!(user = ?client_text(user), "AUTH refused"),
+        Event::AuthRefused { user } => info!(user = %client_text(user), "AUTH refused"),
         Event::Refused { stage, reason } => info!(stage, reason, "refused"),
         Event::MessageStored { queue_id, size, commit } => {
             info!(%queue_id, size, commit_us = commit.as_micros() as u64, "message stored")

@@ -114,8 +114,9 @@ pub fn metrics() -> Option<&'static Metrics> {
 /// Reports a server event: its log line, and its series when metrics are
 /// collected.
 pub fn emit(event: Event) {
-    log::log(&event);
+    // Counted before logged: whoever reads the line sees the count.
     if let Some(metrics) = metrics() {
         metrics.observe(&event);
     }
+    log::log(&event);
 }
