@@ -315,6 +315,10 @@ fn the_systemd_unit_verifies_and_is_sandboxed() {
     ] {
         assert!(shipped.lines().any(|l| l == directive), "{directive} missing");
     }
+    // The configuration the unit starts with passes the server's checks.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../dist/smtpcell.toml");
+    let check = Command::new(BIN).args(["config", "check", example]).output().unwrap();
+    assert!(check.status.success(), "{check:?}");
     let dir = TempDir::new("unit");
     let unit = dir.path().join("smtpcell.service");
     std::fs::write(&unit, shipped.replace("/usr/local/bin/smtpcell", BIN)).unwrap();
