@@ -32,7 +32,6 @@ Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default
 /tmp/smtpcell-bench).
 """
 
-import argparse
 import json
 import os
 import re
@@ -42,7 +41,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (bench/load.py, beside this file)
-from policy import cell, fmt, med, median_ci  # noqa: E402  (the same statistics as bench/policy.py)
+from ab import arguments, cell, interleaved, prepare, ratio_cells  # noqa: E402
 
 VARIANTS = ["off", "on", "info", "on-json"]
 
@@ -65,7 +64,7 @@ class Variant(load.Server):
         base = load.smtpcell_target(variant, extra=extra, binary=binary)
         env = dict(base.env, SMTPCELL_LOG="info") if variant in ("info", "on-json") else base.env
         super().__init__(variant, base.argv, env, base.maildir)
-        self.scraped = None
+        self.scraped = self.on_disk = None
 
     def stop(self):
         # Before the server goes: the counters of the whole run.
@@ -77,16 +76,9 @@ class Variant(load.Server):
             self.on_disk = self.stored()
         super().stop()
 
-
-def pairs(results, wl, variant):
-    """(variant's, off's) CPU s per 1,000 messages, rep by rep."""
-    out = []
-    for r in results:
-        if r["wl"] == wl and r["target"] == variant:
-            off = next((p for p in results if p["wl"] == wl and p["target"] == "off" and p["rep"] == r["rep"]), None)
-            if off and off["cpu1k"] and r["cpu1k"] is not None:
-                out.append((r["cpu1k"], off["cpu1k"]))
-    return out
+    def figures(self):
+        agree = self.scraped is None or self.scraped == self.on_disk
+        return dict(scraped=self.scraped, on_disk=self.on_disk, agree=agree)
 
 
 def report(results, wls, variants, o):
@@ -121,12 +113,7 @@ def report(results, wls, variants, o):
             for v in variants:
                 if v == "off":
                     continue
-                paired = pairs(results, w, v)
-                ratios = [a / b for a, b in paired]
-                spread = " [%.2f, %.2f]" % (min(ratios), max(ratios)) if len(ratios) > 1 else ""
-                ci = "%.2f-%.2f" % median_ci(ratios) if len(ratios) > 2 else "-"
-                print("| %s | %s | %s%s | %s | %s |" % (w, v, fmt(med(ratios), 3), spread, ci,
-                                                      fmt(med(a - b for a, b in paired), 4)))
+                print("| %s | %s | %s | %s | %s |" % (w, v, *ratio_cells(results, w, v, "off")))
     bad = [r for r in results if r["stored"] != r["acked"] or not r["agree"]]
     for r in bad:
         print("ERROR: %s %s rep %d: %d acknowledged, %d stored, /metrics %s for %s files in new/"
@@ -135,38 +122,10 @@ def report(results, wls, variants, o):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workloads", default="b")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--reps", type=int, default=12, help="repeat every (workload, variant), variants interleaved")
-    ap.add_argument("--scale", type=float, default=1.0, help="multiply message counts (quick runs)")
-    ap.add_argument("--binary", default=load.SMTPCELL, help="the smtpcell binary (default $SMTPCELL)")
-    ap.add_argument("--json", help="also write every run's figures to this file")
-    o = ap.parse_args()
-    o.binary = os.path.abspath(o.binary)
-    if not os.path.exists(o.binary):
-        raise SystemExit("%s missing: cargo build --release -p smtpcell" % o.binary)
-    wls, variants = o.workloads.split(","), o.variants.split(",")
-    for v in variants:
-        if v not in VARIANTS:
-            raise SystemExit("unknown variant %s (have %s)" % (v, ", ".join(VARIANTS)))
-    for w in wls:
-        if w not in load.WORKLOADS:
-            raise SystemExit("unknown workload %s (have %s)" % (w, ", ".join(load.WORKLOADS)))
-    load.clean_maildirs(wait=True)
-    o.machine = load.machine()
-    source, _sink, env = load.postfix_tools()
-    results = []
-    for rep in range(o.reps):
-        order = variants[rep % len(variants):] + variants[:rep % len(variants)]
-        for w in wls:
-            for v in order:
-                target = Variant(v, o.binary)
-                r = load.run_one(target, w, load.scaled(load.WORKLOADS[w], o.scale), source, env)
-                on_disk = getattr(target, "on_disk", None)
-                r.update(rep=rep, scraped=target.scraped, on_disk=on_disk,
-                         agree=target.scraped is None or target.scraped == on_disk)
-                results.append(r)
+    o = arguments(__doc__, VARIANTS, 12)
+    wls, variants = o.wls, o.variants
+    source, env = prepare(o)
+    results = interleaved(o, source, env, lambda v: Variant(v, o.binary))
     ok = report(results, wls, variants, o)
     if o.json:
         with open(o.json, "w") as f:

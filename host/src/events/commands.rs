@@ -31,15 +31,6 @@ const LINE_KEPT: usize = 32;
 pub struct CommandCounts([u32; VERBS.len() + 1]);
 
 impl CommandCounts {
-    /// How many commands with `verb` (lower case; `unknown` for the rest).
-    pub fn get(&self, verb: &str) -> u32 {
-        match VERBS.iter().position(|v| *v == verb) {
-            Some(i) => self.0[i],
-            None if verb == "unknown" => self.0[UNKNOWN],
-            None => 0,
-        }
-    }
-
     /// Every command line, known or not.
     pub fn total(&self) -> u32 {
         self.0.iter().sum()
@@ -242,7 +233,6 @@ mod tests {
                 "split {split}"
             );
             assert_eq!(commands.total(), 12);
-            assert_eq!(commands.get("rcpt"), 3);
             // The greeting is a reply too; continuation lines are not.
             assert_eq!(counter.replies(), [11, 3, 0, 2]);
         }
