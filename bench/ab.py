@@ -10,13 +10,13 @@ import statistics
 import load
 
 
-def arguments(doc, variants, reps, more=None):
+def arguments(doc, variants, reps, more=None, default=None):
     """The common options (`--workloads`, `--variants`, `--reps`, `--scale`,
     `--binary`, `--json`), `more(parser)` adding a script's own, checked:
-    `o.wls` and `o.variants` are lists."""
+    `o.wls` and `o.variants` are lists (`default`, or every variant)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workloads", default="b")
-    ap.add_argument("--variants", default=",".join(variants))
+    ap.add_argument("--variants", default=",".join(default or variants))
     ap.add_argument("--reps", type=int, default=reps, help="repeat every (workload, variant), variants interleaved")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply message counts (quick runs)")
     ap.add_argument("--binary", default=load.SMTPCELL, help="the smtpcell binary (default $SMTPCELL)")

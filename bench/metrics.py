@@ -16,6 +16,9 @@ bench/load.py's, which this imports):
              would take them)
   on-json    --metrics and --log-format json at SMTPCELL_LOG=info: what
              dist/smtpcell.toml runs
+  before     --before BINARY (a build without the events, e.g. of the
+             commit before issue 16) as `off` runs: what the events and the
+             per-connection summary cost when nothing is collected
 
 With metrics on, /metrics is scraped once at the end of each run and its
 smtpcell_messages_stored_total must equal the files in new/ (warm-up
@@ -27,7 +30,7 @@ message over off's in the same rep (median of the reps' ratios, their
 range, a 95 % bootstrap interval of the median) and the extra ms per
 message. Reps interleave the variants, rotating their order.
 
-Usage: bench/metrics.py [--workloads b] [--reps 12] [--variants off,on,info,on-json] [--scale F] [--json FILE]
+Usage: bench/metrics.py [--workloads b] [--reps 12] [--variants off,on,info,on-json] [--before BINARY] [--scale F] [--json FILE]
 Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default
 /tmp/smtpcell-bench).
 """
@@ -43,7 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (bench/load.py, beside this file)
 from ab import arguments, cell, interleaved, prepare, ratio_cells  # noqa: E402
 
-VARIANTS = ["off", "on", "info", "on-json"]
+VARIANTS = ["off", "on", "info", "on-json", "before"]
 
 
 def log(*a):
@@ -53,7 +56,7 @@ def log(*a):
 class Variant(load.Server):
     """One smtpcell process for one variant."""
 
-    def __init__(self, variant, binary):
+    def __init__(self, variant, binary, before):
         self.variant = variant
         self.metrics_port = load.free_port() if variant.startswith("on") else None
         extra = []
@@ -61,7 +64,7 @@ class Variant(load.Server):
             extra += ["--metrics", "%s:%d" % (load.HOST, self.metrics_port)]
         if variant == "on-json":
             extra += ["--log-format", "json"]
-        base = load.smtpcell_target(variant, extra=extra, binary=binary)
+        base = load.smtpcell_target(variant, extra=extra, binary=before if variant == "before" else binary)
         env = dict(base.env, SMTPCELL_LOG="info") if variant in ("info", "on-json") else base.env
         super().__init__(variant, base.argv, env, base.maildir)
         self.scraped = self.on_disk = None
@@ -85,7 +88,7 @@ def report(results, wls, variants, o):
     print("\nsmtpcell metrics cost: smtp-source -> one smtpcell binary, metrics off and on (same run)")
     print("  " + o.machine)
     print("  load average at the end %.2f %.2f %.2f" % os.getloadavg())
-    print("  binary: %s" % o.binary)
+    print("  binary: %s%s" % (o.binary, "; before: %s" % o.before if o.before else ""))
     print("  command: %s" % " ".join(["bench/metrics.py"] + [shlex.quote(a) for a in sys.argv[1:]]))
     for w in wls:
         print("  %s: smtp-source %s %s 127.0.0.1:PORT" % (w, " ".join(load.scaled(load.WORKLOADS[w], o.scale)),
@@ -122,10 +125,13 @@ def report(results, wls, variants, o):
 
 
 def main():
-    o = arguments(__doc__, VARIANTS, 12)
+    o = arguments(__doc__, VARIANTS, 12, lambda ap: ap.add_argument(
+        "--before", help="the binary of variant `before` (needed only with it)"), VARIANTS[:4])
+    if "before" in o.variants and not (o.before and os.path.exists(o.before)):
+        raise SystemExit("variant before needs --before BINARY")
     wls, variants = o.wls, o.variants
     source, env = prepare(o)
-    results = interleaved(o, source, env, lambda v: Variant(v, o.binary))
+    results = interleaved(o, source, env, lambda v: Variant(v, o.binary, o.before))
     ok = report(results, wls, variants, o)
     if o.json:
         with open(o.json, "w") as f:
