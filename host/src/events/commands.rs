@@ -63,8 +63,9 @@ enum Mode {
     Sasl,
 }
 
-/// Progress towards the end of content: 2 = at the start of a line (the
-/// 354 reply counts as one), 3 = a `.` opens the line, 4 = `.` and CR.
+/// Progress towards the end of content: 0 = inside a line, 1 = after a CR,
+/// 2 = at the start of a line (the 354 reply counts as one), 3 = a `.`
+/// opens the line, 4 = `.` and CR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Terminator(u8);
 
@@ -173,20 +174,33 @@ impl CommandCounter {
         }
     }
 
-    /// Skips content up to and including `<CRLF>.<CRLF>`.
+    /// Skips content up to and including `<CRLF>.<CRLF>`. Between line
+    /// ends only the octet before each LF matters, so the scan jumps from
+    /// LF to LF (memchr) and steps octet by octet only at a line's start.
     fn content<'b>(&mut self, Terminator(mut state): Terminator, bytes: &'b [u8]) -> &'b [u8] {
-        for (i, &b) in bytes.iter().enumerate() {
-            state = match (state, b) {
+        let mut i = 0;
+        while i < bytes.len() {
+            if state <= 1 {
+                let Some(lf) = memchr::memchr(b'\n', &bytes[i..]) else {
+                    state = u8::from(bytes[bytes.len() - 1] == b'\r');
+                    break;
+                };
+                let after_cr = if lf == 0 { state == 1 } else { bytes[i + lf - 1] == b'\r' };
+                state = if after_cr { 2 } else { 0 };
+                i += lf + 1;
+                continue;
+            }
+            state = match (state, bytes[i]) {
                 (4, b'\n') => {
                     self.mode = Mode::Command;
                     return &bytes[i + 1..];
                 }
                 (3, b'\r') => 4,
                 (_, b'\r') => 1,
-                (1, b'\n') => 2,
                 (2, b'.') => 3,
                 _ => 0,
             };
+            i += 1;
         }
         self.mode = Mode::Content(Terminator(state));
         &[]
@@ -244,6 +258,26 @@ mod tests {
             &[("DATA\r\n", "354 go\r\n"), ("a\n.\nQUIT\r\n.\rRSET\r\nx\r\n.\r\n", "250 ok\r\n"), ("QUIT\r\n", "")];
         let counter = run(steps, 1);
         assert_eq!(counter.commands().to_string(), "data=1 quit=1");
+    }
+
+    #[test]
+    fn content_ends_only_at_crlf_dot_crlf_whatever_comes_before() {
+        for (content, ends) in [
+            ("\r\n.\r\n", true),
+            ("x\r\r\n.\r\n", true),
+            ("x\n.\r\n", false),
+            ("x\r\n.\r\r\n", false),
+            ("x\r\n..\r\n", false),
+            ("x\r\n.x\r\n.\r\n", true),
+            ("x\r\n\r\n.\r\n", true),
+        ] {
+            for split in 1..=content.len() {
+                let steps = [("DATA\r\n", "354 go\r\n"), (&*format!("line{content}QUIT\r\n"), "")];
+                let counted = run(&steps, split).commands().to_string();
+                let expected = if ends { "data=1 quit=1" } else { "data=1" };
+                assert_eq!(counted, expected, "{content:?} split {split}");
+            }
+        }
     }
 
     #[test]
