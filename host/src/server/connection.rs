@@ -115,7 +115,7 @@ pub async fn serve_connection(
     async move {
         let (tcp, peer, _ip_slot) = if proxied {
             let config = &ctx.config;
-            match proxy::admit(tcp, peer, config.proxy_header_timeout, &per_ip, &config.hostname).await {
+            match proxy::admit(tcp, peer, config.proxy_header_timeout, &per_ip, &config.hostname, role).await {
                 Some(admitted) => (admitted.tcp, admitted.client, Some(admitted.slot)),
                 None => return,
             }
