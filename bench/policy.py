@@ -53,18 +53,16 @@ Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default
 /tmp/smtpcell-bench), SMTPCELL_LOG (default warn).
 """
 
-import argparse
 import json
 import os
-import random
 import shlex
 import smtplib
-import statistics
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (bench/load.py, beside this file)
+from ab import arguments, cell, fmt, interleaved, med, pairs, prepare, ratio_cells  # noqa: E402
 
 VARIANTS = ["plain", "domains", "questions", "policy-inbox", "policy", "policy-greylist"]
 DOMAIN = "bench.example"
@@ -191,41 +189,8 @@ class Variant(load.Server):
         new = os.path.join(self.inbox, "new")
         return len(os.listdir(new)) if os.path.isdir(new) else 0
 
-
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def fmt(x, digits):
-    return "n/a" if x is None else "%.*f" % (digits, x)
-
-
-def cell(rs, key, digits):
-    values = [r[key] for r in rs]
-    if len(values) == 1:
-        return fmt(values[0], digits)
-    return "%s (%s)" % (fmt(med(values), digits), ", ".join(fmt(v, digits) for v in values))
-
-
-def pairs(results, wl, variant):
-    """(variant's, plain's) CPU s per 1,000 messages, rep by rep."""
-    out = []
-    for r in results:
-        if r["wl"] == wl and r["target"] == variant:
-            plain = next((p for p in results if p["wl"] == wl and p["target"] == "plain" and p["rep"] == r["rep"]),
-                         None)
-            if plain and plain["cpu1k"] and r["cpu1k"] is not None:
-                out.append((r["cpu1k"], plain["cpu1k"]))
-    return out
-
-
-def median_ci(xs, rounds=2000):
-    """A 95 % bootstrap interval of the median of `xs` (fixed seed: the
-    same figures print the same interval)."""
-    rng = random.Random(14)
-    medians = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(rounds))
-    return medians[int(rounds * 0.025)], medians[int(rounds * 0.975) - 1]
+    def figures(self):
+        return dict(elsewhere=self.elsewhere(), dir=self.maildir)
 
 
 def report(results, wls, variants, o, keys):
@@ -266,16 +231,11 @@ def report(results, wls, variants, o, keys):
                 if v == "plain":
                     continue
                 rs = [r for r in results if r["wl"] == w and r["target"] == v]
-                paired = pairs(results, w, v)
-                ratios = [a / b for a, b in paired]
                 vr = med(r["rate"] for r in rs)
-                spread = " [%.2f, %.2f]" % (min(ratios), max(ratios)) if len(ratios) > 1 else ""
-                ci = "%.2f-%.2f" % median_ci(ratios) if len(ratios) > 2 else "-"
-                print("| %s | %s | %s%s | %s | %s | %s |" % (
-                    w, v, fmt(med(ratios), 2), spread, ci, fmt(med(a - b for a, b in paired), 4),
-                    "%.2f" % (vr / pr) if vr is not None and pr else "-"))
+                print("| %s | %s | %s | %s | %s | %s |" % (
+                    w, v, *ratio_cells(results, w, v, "plain"), "%.2f" % (vr / pr) if vr is not None and pr else "-"))
         if "b" in wls and "policy" in variants:
-            ratio = med(a / b for a, b in pairs(results, "b", "policy"))
+            ratio = med(a / b for a, b in pairs(results, "b", "policy", "plain"))
             of = [med(r["cpu1k"] for r in results if r["wl"] == "b" and r["target"] == v) for v in ("policy", "plain")]
             if ratio is not None and of[1]:
                 print("\nIssue 14 criterion (policy on b, CPU per message at most 1.10 x plain): median of the reps'"
@@ -289,43 +249,17 @@ def report(results, wls, variants, o, keys):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workloads", default="b")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--reps", type=int, default=3, help="repeat every (workload, variant), variants interleaved")
-    ap.add_argument("--scale", type=float, default=1.0, help="multiply message counts (quick runs)")
-    ap.add_argument("--users", type=int, default=10000, help="mailboxes in the recipients table")
-    ap.add_argument("--binary", default=load.SMTPCELL, help="the smtpcell binary (default $SMTPCELL)")
-    ap.add_argument("--json", help="also write every run's figures to this file")
-    o = ap.parse_args()
-    o.binary = os.path.abspath(o.binary)
-    if not os.path.exists(o.binary):
-        raise SystemExit("%s missing: cargo build --release -p smtpcell" % o.binary)
-    wls, variants = o.workloads.split(","), o.variants.split(",")
-    for v in variants:
-        if v not in VARIANTS:
-            raise SystemExit("unknown variant %s (have %s)" % (v, ", ".join(VARIANTS)))
-    for w in wls:
-        if w not in load.WORKLOADS:
-            raise SystemExit("unknown workload %s (have %s)" % (w, ", ".join(load.WORKLOADS)))
-    load.clean_maildirs(wait=True)
-    o.machine = load.machine()
-    source, _sink, env = load.postfix_tools()
+    o = arguments(__doc__, VARIANTS, 3, lambda ap: ap.add_argument(
+        "--users", type=int, default=10000, help="mailboxes in the recipients table"))
+    wls, variants = o.wls, o.variants
+    source, env = prepare(o)
     table_dir = os.path.join(load.WORK, "maildir", load.RUN_ID)
     os.makedirs(table_dir, exist_ok=True)
     table = os.path.join(table_dir, "recipients")
     text, keys = recipients_table(o.users)
     with open(table, "w") as f:
         f.write(text)
-    results = []
-    for rep in range(o.reps):
-        order = variants[rep % len(variants):] + variants[:rep % len(variants)]
-        for w in wls:
-            for v in order:
-                target = Variant(v, o.binary, table)
-                r = load.run_one(target, w, load.scaled(load.WORKLOADS[w], o.scale), source, env)
-                r.update(rep=rep, elsewhere=target.elsewhere(), dir=target.maildir)
-                results.append(r)
+    results = interleaved(o, source, env, lambda v: Variant(v, o.binary, table))
     ok = report(results, wls, variants, o, keys)
     if o.json:
         with open(o.json, "w") as f:

@@ -2,6 +2,7 @@
 //! WebAssembly component, one instance per connection.
 //!
 //! - [`config`]: the flags and the configuration file, merged into the settings.
+//! - [`events`]: what happened, typed; the logs and the metrics are fed from it.
 //! - [`runtime`]: wasmtime engine, compiled component versions, sandboxes.
 //! - [`server`]: sockets, timeouts, limits, graceful shutdown.
 //! - [`spool`]: durable storage of accepted mail (Maildir by default).
@@ -13,6 +14,7 @@
 
 pub mod config;
 pub mod mail_auth;
+pub mod events;
 pub mod policy;
 pub mod runtime;
 pub mod server;

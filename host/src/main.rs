@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use smtpcell::config::{self, Options};
+use smtpcell::events::{self, LogFormat};
 use smtpcell::policy::{PasswordFile, RecipientTable, SystemClock};
 use smtpcell::runtime::{CompileCache, Registry, Runtime, SandboxLimits};
 use smtpcell::server::{FileStamp, ReloadableFiles, Reloader, Server, budget, control};
@@ -41,8 +42,17 @@ enum Command {
     /// certificate, its configuration file and the files it names, and its
     /// users file: all checked first, then installed together, or none.
     Reload(ControlArgs),
-    /// List the component versions a running server has loaded.
-    Status(ControlArgs),
+    /// List the component versions a running server has loaded; with
+    /// `--json`, those and every metric (when `--metrics` is on).
+    Status {
+        #[command(flatten)]
+        control: ControlArgs,
+        /// One JSON object: `components` (label, contract, connections,
+        /// current) and `metrics` (the samples `/metrics` shows, as `name`,
+        /// `labels`, `value`; null when the server runs without `--metrics`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a configuration file offline: everything `serve --config FILE`
     /// would check before serving (the file, the tables and files it names),
     /// without binding or creating anything.
@@ -89,12 +99,11 @@ struct ServeArgs {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SMTPCELL_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    // `serve` logs in the format its settings name, once they are read.
+    if !matches!(cli.command, None | Some(Command::Serve(_))) {
+        events::init_logging(LogFormat::Text);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         match cli.command {
@@ -102,7 +111,9 @@ fn main() -> Result<()> {
             Some(Command::Serve(args)) => serve(args).await,
             Some(Command::Check { file }) => check(file).await,
             Some(Command::Reload(args)) => print(control::request(&args.control, "reload").await?),
-            Some(Command::Status(args)) => print(control::request(&args.control, "status").await?),
+            Some(Command::Status { control, json }) => {
+                print(control::request(&control.control, if json { "status json" } else { "status" }).await?)
+            }
             Some(Command::Passwd { users, user }) => passwd(&users, &user),
             Some(Command::Config(ConfigCommand::Check { file })) => check_config(&file),
         }
@@ -168,6 +179,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     let mut settings = config::load(&args.options, args.config.as_deref())?;
+    events::init_logging(settings.log_format);
     // Before the engine: its instance pool is sized from the result.
     let max_connections = budget::connections(settings.server.max_connections)?;
     settings.server.max_connections = max_connections;
@@ -212,13 +224,29 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let control_listener = control::bind(&settings.control).await?;
     let server = Server::bind(settings.server.clone(), registry.clone(), spool, policy).await?;
+    let metrics_task = match settings.metrics {
+        Some(addr) => {
+            let (bound, serve) = events::serve_metrics(addr, events::install_metrics()).await?;
+            info!(listen = %bound, "serving metrics at /metrics");
+            Some(tokio::spawn(serve))
+        }
+        None => None,
+    };
     let files = ReloadableFiles { certificates: server.certificates(), policy: Some((server.policies(), build)) };
     let reloader = Reloader::with_files(runtime, registry.clone(), settings.component.clone(), files);
 
     let control_task = tokio::spawn(control::serve(control_listener, reloader.clone(), registry));
     let hup_task = tokio::spawn(reload_on_sighup(reloader.clone(), hup));
     let watch_task = settings.watch.then(|| tokio::spawn(reloader.watch(stamp)));
+    // systemd (Type=notify): the component is validated and every listener
+    // bound. Outside systemd (no NOTIFY_SOCKET) this does nothing.
+    if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        warn!(%err, "could not notify systemd of readiness");
+    }
     let result = server.serve(stop).await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     control_task.abort();
     hup_task.abort();
     if let Some(task) = watch_task {
@@ -246,5 +274,6 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
             _ = term.recv() => {}
         }
         info!("signal received");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     })
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::mail_auth::MailAuthKeys;
+use crate::events::LogFormat;
 use crate::policy::{GreylistingConfig, RateLimitsConfig};
 
 /// The settings as given, before defaults: `None` (or `false`) is "not
@@ -153,6 +154,15 @@ pub struct Options {
     #[arg(long, value_name = "ADDR", value_parser = parse_dns_server)]
     #[serde(default, deserialize_with = "dns_server")]
     pub dns_server: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (OpenMetrics text
+    /// format) on a listener of their own; without it no metric is
+    /// collected [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Log lines as `text` or `json` (one object per line, stable field
+    /// names) [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 
     // The policy: file keys only.
     /// The domains smtpcell receives mail for (case-insensitive).

@@ -47,6 +47,9 @@ pub struct Settings {
     /// SPF, DKIM, ARC and DMARC; `None` when turned off. Without a
     /// configuration file the results are only tagged.
     pub mail_auth: Option<MailAuthConfig>,
+    /// Where `/metrics` is served; `None`: no metrics are collected.
+    pub metrics: Option<std::net::SocketAddr>,
+    pub log_format: crate::events::LogFormat,
 }
 
 impl Settings {
@@ -183,6 +186,8 @@ impl Settings {
             users,
             rules,
             mail_auth,
+            metrics: pick!(metrics),
+            log_format: pick!(log_format).unwrap_or_default(),
         })
     }
 }
@@ -201,10 +206,12 @@ impl Settings {
             no_cache,
             guest_memory_mib,
             guest_call_budget,
+            metrics,
+            log_format,
             ..
         } = self;
         format!(
-            "{server:?} {storage:?} {component:?} {watch} {control:?} {cache_dir:?} {no_cache} {guest_memory_mib} {guest_call_budget:?}"
+            "{server:?} {storage:?} {component:?} {watch} {control:?} {cache_dir:?} {no_cache} {guest_memory_mib} {guest_call_budget:?} {metrics:?} {log_format:?}"
         )
     }
 }

@@ -21,13 +21,14 @@
 //! `relay_networks`, only authenticated clients can have a recipient
 //! accepted.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use smtp_core::{Answer, AuthMechanisms, Credentials, MailRequest, Questions, RcptRequest, Reason, Refusal};
 use tracing::info;
+
+use crate::events::{self, Event};
 
 use super::address::split;
 use super::client::Client;
@@ -152,9 +153,14 @@ fn refuse(reason: Reason, permanent: bool, disconnect: bool) -> Answer {
     Answer::Refuse(Refusal { reason, permanent, text: None, disconnect })
 }
 
-fn limited(ip: IpAddr, step: &str, limit: &str) -> Answer {
-    info!(client = %ip, step, limit, "rate limit reached");
+/// Reports the rate limit `limit` reached at `stage`, and refuses.
+fn limited(client: &Client, stage: &'static str, limit: &'static str) -> Answer {
+    report_limit(client, stage, limit);
     refuse(Reason::RateLimited, false, false)
+}
+
+fn report_limit(client: &Client, stage: &'static str, limit: &'static str) {
+    events::emit(Event::RateLimited { listener: client.role, client: client.ip, stage, limit });
 }
 
 impl Policy for Rules {
@@ -168,7 +174,10 @@ impl Policy for Rules {
         match &self.rate_limits {
             Some(limits) => match limits.admit(client.ip) {
                 Ok(slot) => Ok(Some(Box::new(slot))),
-                Err(limited) => Err(Turnaway { why: limited.reason() }),
+                Err(limited) => {
+                    report_limit(client, "connect", limited.name());
+                    Err(Turnaway { why: limited.reason() })
+                }
             },
             None => Ok(None),
         }
@@ -178,7 +187,7 @@ impl Policy for Rules {
         let answer = match &self.rate_limits {
             Some(limits) => match limits.message(client.ip, client.authenticated.as_deref(), &mail.reverse_path) {
                 Ok(()) => Answer::ACCEPT,
-                Err(limit) => limited(client.ip, "MAIL", limit.name()),
+                Err(limit) => limited(client, "mail", limit.name()),
             },
             None => Answer::ACCEPT,
         };
@@ -204,14 +213,18 @@ impl Policy for Rules {
             // greylisting skips.
             if let Some(greylist) = &self.greylist
                 && !self.may_relay(client)
-                && greylist.check(client.ip, &rcpt.reverse_path, &rcpt.recipient.address).await == Verdict::Defer
             {
-                return refuse(Reason::Greylisted, false, false);
+                let verdict = greylist.check(client.ip, &rcpt.reverse_path, &rcpt.recipient.address).await;
+                let name = if verdict == Verdict::Defer { "defer" } else { "pass" };
+                events::emit(Event::Greylisting { listener: client.role, client: client.ip, verdict: name });
+                if verdict == Verdict::Defer {
+                    return refuse(Reason::Greylisted, false, false);
+                }
             }
             if let Some(limits) = &self.rate_limits
                 && let Err(limit) = limits.recipient(client.ip)
             {
-                return limited(client.ip, "RCPT", limit.name());
+                return limited(client, "rcpt", limit.name());
             }
             Answer::ACCEPT
         })
@@ -241,7 +254,7 @@ impl Policy for Rules {
             if let Some(limits) = &self.rate_limits
                 && !limits.auth_allowed(client.ip)
             {
-                info!(client = %client.ip, "failed AUTH rate reached: ending the session");
+                report_limit(client, "auth", "auth_failures_per_hour");
                 return refuse(Reason::AuthFailed, false, true);
             }
             let answer = users.auth(client, credentials).await;

@@ -33,6 +33,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
+use crate::events::{self, ConnectionEvents, Event};
+
 use super::config::ServerConfig;
 use super::delivery::Delivery;
 use super::guard::ActionGuard;
@@ -103,17 +105,17 @@ pub async fn serve_connection(
     // So is the policy.
     let in_force = ctx.policies.current();
     let proxied = ctx.config.proxy_networks.contains(peer.ip());
+    let id = next_connection_id();
     let span = if proxied {
         // `peer` is the client the header names, recorded once read.
-        info_span!("conn", via = %peer, peer = field::Empty, role = %role.name(), component = %component.label())
+        info_span!("conn", id, via = %peer, peer = field::Empty, role = %role.name(), component = %component.label())
     } else {
-        info_span!("conn", %peer, role = %role.name(), component = %component.label())
+        info_span!("conn", id, %peer, role = %role.name(), component = %component.label())
     };
     async move {
-        debug!("accepted");
         let (tcp, peer, _ip_slot) = if proxied {
             let config = &ctx.config;
-            match proxy::admit(tcp, peer, config.proxy_header_timeout, &per_ip, &config.hostname).await {
+            match proxy::admit(tcp, peer, config.proxy_header_timeout, &per_ip, &config.hostname, role).await {
                 Some(admitted) => (admitted.tcp, admitted.client, Some(admitted.slot)),
                 None => return,
             }
@@ -124,6 +126,7 @@ pub async fn serve_connection(
         let _admission = match in_force.policy.admit(&client) {
             Ok(admission) => admission,
             Err(turnaway) => {
+                events::emit(Event::Turnaway { listener: role, reason: "rate-limited" });
                 info!(why = turnaway.why, "connection refused by the rate limits");
                 let reply = format!("421 4.7.0 {} {}, try again later\r\n", ctx.config.hostname, turnaway.why);
                 // An implicit-TLS client could not read plaintext: it is closed.
@@ -134,20 +137,23 @@ pub async fn serve_connection(
                 return;
             }
         };
+        let mut events = ConnectionEvents::open(role, &component.label());
         // Implicit TLS: the handshake comes before anything else, the
         // greeting included (RFC 8314 section 3.3).
         let stream = if role == Role::Submissions {
             match handshake(&ctx, tcp).await {
                 Ok((tls, info)) => {
+                    events.emit(Event::TlsStarted(&info));
                     client.tls = Some(info);
                     ClientStream::Tls(Box::new(tls))
                 }
-                Err(err) => return info!(%err, "TLS handshake failed"),
+                Err(err) => return events.emit(Event::TlsFailed(&err)),
             }
         } else {
             ClientStream::Plain(tcp)
         };
-        let (ended, mut stream) = match Connection::start(&ctx, component, &in_force, stream, client).await {
+        let started = Connection::start(&ctx, component, &in_force, stream, client, &mut events).await;
+        let (ended, mut stream) = match started {
             Ok(mut connection) => {
                 let ended = connection.run().await;
                 // Whatever ended the session, a message not answered is
@@ -160,7 +166,7 @@ pub async fn serve_connection(
         match ended {
             Ok(()) => debug!("closed"),
             Err(ConnError::Guest(fault)) => {
-                warn!(%fault, "guest fault: ending this connection");
+                events.emit(Event::GuestFault(&fault));
                 // The one reply the host writes itself: the guest that would
                 // have written it is gone.
                 let reply = format!("421 4.3.0 {} Service unavailable, closing connection\r\n", ctx.config.hostname);
@@ -170,7 +176,7 @@ pub async fn serve_connection(
             }
             Err(ConnError::Client(err)) => debug!(%err, "client connection ended"),
             Err(ConnError::Stalled) => info!("client did not read its replies"),
-            Err(ConnError::Handshake(err)) => info!(%err, "TLS handshake failed"),
+            Err(ConnError::Handshake(err)) => events.emit(Event::TlsFailed(&err)),
         }
         // Over TLS the session ends with close_notify (RFC 8446 section
         // 6.1), so that the client can tell the end from a truncation.
@@ -197,7 +203,6 @@ async fn handshake(ctx: &ServerContext, tcp: TcpStream) -> io::Result<(TlsStream
         Err(_elapsed) => return Err(io::Error::new(io::ErrorKind::TimedOut, "the client stalled in the handshake")),
     };
     let info = tls_info(tls.get_ref().1);
-    debug!(version = %info.version, cipher = %info.cipher, "TLS started");
     Ok((tls, info))
 }
 
@@ -215,6 +220,8 @@ struct Connection<'c> {
     delivery: Option<Delivery>,
     /// Replies of the current call, written before anything waits.
     out: Vec<u8>,
+    /// What the connection reports (logs, metrics, its summary).
+    events: &'c mut ConnectionEvents,
     /// Capacity only, filled by `read_buf`: `vec![0; READ_SIZE]` zeroed 64
     /// KiB per connection (a memset that showed in profiles of one-message
     /// connections, and pages touched that an idle connection never needs).
@@ -230,12 +237,14 @@ impl<'c> Connection<'c> {
         in_force: &'c InForce,
         stream: ClientStream,
         client: Client,
+        events: &'c mut ConnectionEvents,
     ) -> Result<Self, (GuestFault, ClientStream)> {
         let peer_info = PeerInfo { ip: client.ip.to_string(), port: client.port };
         let guest = match GuestSession::start(component, in_force.guest_config(client.role), &peer_info).await {
             Ok(guest) => guest,
             Err(fault) => return Err((fault, stream)),
         };
+        events.emit(Event::GuestStarted);
         let tls_offered = ctx.certificates.is_some() && client.tls.is_none();
         Ok(Connection {
             ctx,
@@ -246,6 +255,7 @@ impl<'c> Connection<'c> {
             guard: ActionGuard::new(ctx.config.max_message_size, ctx.config.max_recipients, tls_offered),
             client,
             delivery: None,
+            events,
             out: Vec::with_capacity(1024),
             buf: Vec::with_capacity(READ_SIZE),
         })
@@ -270,6 +280,7 @@ impl<'c> Connection<'c> {
             // Written before anything waits (a decision, storage, the
             // client): the replies held are never more than one call's.
             if !self.out.is_empty() {
+                self.events.output(&self.out);
                 send(&mut self.stream, &self.out, &self.ctx.config).await?;
                 self.out.clear();
             }
@@ -331,13 +342,24 @@ impl<'c> Connection<'c> {
                 let Some(delivery) = self.delivery.take() else {
                     return Answer::refuse(Reason::LocalError, false);
                 };
-                return delivery.finish(policy, client, self.ctx.config.data_end_timeout).await;
+                let size = delivery.size();
+                let (answer, commit) = delivery.finish(policy, client, self.ctx.config.data_end_timeout).await;
+                match (&answer, commit) {
+                    (Answer::Accept(queue_id), Some(commit)) => {
+                        let queue_id = queue_id.as_deref().unwrap_or_default();
+                        self.events.emit(Event::MessageStored { queue_id, size, commit });
+                    }
+                    (Answer::Refuse(refusal), _) => self.refused(&question, refusal.reason),
+                    _ => {}
+                }
+                return answer;
             }
             Question::Connect => policy.connect(client),
             Question::Helo(hello) => policy.helo(client, hello),
             // A submission listener serves authenticated clients only (RFC
             // 6409 section 4.3; RFC 4954 section 6 gives the reply).
             Question::Mail(_) if client.role.requires_auth() && client.authenticated.is_none() => {
+                self.refused(&question, Reason::AuthRequired);
                 return Answer::refuse(Reason::AuthRequired, true);
             }
             Question::Mail(mail) => policy.mail(client, mail),
@@ -360,13 +382,20 @@ impl<'c> Connection<'c> {
             match &answer {
                 Answer::Accept(text) => {
                     let identity = credentials.authenticated_as(text.as_deref());
-                    info!(identity = ?identity, mechanism = %credentials.mechanism, "client authenticated");
+                    let mechanism = credentials.mechanism.to_string();
+                    self.events.emit(Event::Authenticated { identity: &identity, mechanism: &mechanism });
                     self.client.authenticated = Some(identity);
                 }
                 Answer::Refuse(_) => self.auth_refused(&credentials.authentication_id).await,
             }
+        } else if let Answer::Refuse(refusal) = &answer {
+            self.refused(&question, refusal.reason);
         }
         answer
+    }
+
+    fn refused(&mut self, question: &Question, reason: Reason) {
+        self.events.emit(Event::Refused { stage: question.name(), reason: reason.name() });
     }
 
     /// A refused AUTH: the reply waits out the failure delay. The session
@@ -376,8 +405,7 @@ impl<'c> Connection<'c> {
     /// The authentication id is logged (escaped: it is the client's text);
     /// the secret never.
     async fn auth_refused(&mut self, authentication_id: &str) {
-        let user: String = authentication_id.chars().take(64).collect();
-        info!(user = ?user, "AUTH refused");
+        self.events.emit(Event::AuthRefused { user: authentication_id });
         tokio::time::sleep(self.ctx.config.auth_failure_delay).await;
     }
 
@@ -393,6 +421,7 @@ impl<'c> Connection<'c> {
             return Err(ConnError::Handshake(io::Error::other("TLS is already active")));
         };
         let (tls, info) = handshake(self.ctx, tcp).await.map_err(ConnError::Handshake)?;
+        self.events.emit(Event::TlsStarted(&info));
         self.stream = ClientStream::Tls(Box::new(tls));
         self.client.tls = Some(info.clone());
         self.client.authenticated = None;
@@ -421,7 +450,10 @@ impl<'c> Connection<'c> {
                     }
                     Ok(None)
                 }
-                Ok(Ok(n)) => Ok(Some((Call::Feed(n), self.guest.feed(&self.buf[..n]).await?))),
+                Ok(Ok(n)) => {
+                    self.events.input(&self.buf[..n]);
+                    Ok(Some((Call::Feed(n), self.guest.feed(&self.buf[..n]).await?)))
+                }
                 Ok(Err(err)) => Err(err.into()),
             },
             _ = shutdown.changed(), if !in_message => Ok(Some((Call::NoInput, self.guest.shutdown().await?))),
@@ -453,4 +485,10 @@ async fn send<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8], config: &Serv
         Ok(written) => Ok(written?),
         Err(_elapsed) => Err(ConnError::Stalled),
     }
+}
+
+/// A number for each connection, unique in this process, for its log lines.
+fn next_connection_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

@@ -86,6 +86,7 @@ async fn answer(stream: UnixStream, reloader: &Reloader, registry: &Registry) ->
             }
         }
         "status" => status_text(registry),
+        "status json" => status_json(registry),
         other => format!("error unknown command {other:?}; try `reload` or `status`\n"),
     };
     tokio::time::timeout(CLIENT_TIMEOUT, async {
@@ -110,6 +111,22 @@ fn status_text(registry: &Registry) -> String {
         ));
     }
     text
+}
+
+/// `ok`, then one JSON object: the loaded versions and the metrics (null
+/// when they are not collected), as `smtpcell status --json` prints it.
+fn status_json(registry: &Registry) -> String {
+    let components: Vec<serde_json::Value> = registry
+        .status()
+        .into_iter()
+        .map(|v| {
+            serde_json::json!({
+                "label": v.label, "contract": v.contract, "connections": v.connections, "current": v.current,
+            })
+        })
+        .collect();
+    let metrics = crate::events::metrics().map(crate::events::snapshot);
+    format!("ok\n{}\n", serde_json::json!({ "components": components, "metrics": metrics }))
 }
 
 /// Client side: sends `command`, returns the answer; an `error` answer is

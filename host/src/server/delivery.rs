@@ -58,13 +58,32 @@ impl Delivery {
         }
     }
 
+    /// Content octets received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// The answer to `ask(message-end)`: the policy decides, then the
     /// message is made durable and accepted with its queue id, or refused
     /// (as the policy says, or temporarily when storage fails). The
     /// decision and the storage together may take `bound` (the data-end
     /// timeout); past it the client hears 451 and the transaction is
-    /// cancelled before it becomes visible.
-    pub async fn finish(mut self, policy: &dyn Policy, client: &Client, bound: Duration) -> Answer {
+    /// cancelled before it becomes visible. With the answer, when the
+    /// message was stored: how long the commit took (from the policy's
+    /// decision to durable).
+    pub async fn finish(self, policy: &dyn Policy, client: &Client, bound: Duration) -> (Answer, Option<Duration>) {
+        let mut commit = None;
+        let answer = self.decide_and_commit(policy, client, bound, &mut commit).await;
+        (answer, commit)
+    }
+
+    async fn decide_and_commit(
+        mut self,
+        policy: &dyn Policy,
+        client: &Client,
+        bound: Duration,
+        commit: &mut Option<Duration>,
+    ) -> Answer {
         let deadline = Instant::now() + bound;
         let storage = &mut self.storage;
         if let Some(checks) = &mut self.checks {
@@ -112,6 +131,7 @@ impl Delivery {
         let id = txn.queue_id().to_string();
         let cancelled = Arc::new(AtomicBool::new(false));
         let committing = txn.commit(headers, cancelled.clone());
+        let started = Instant::now();
         let Ok(outcome) = tokio::time::timeout_at(deadline, committing).await else {
             cancelled.store(true, Ordering::SeqCst);
             warn!(queue_id = %id, "storage did not finish in time; message abandoned");
@@ -119,7 +139,7 @@ impl Delivery {
         };
         match outcome {
             Ok(()) => {
-                info!(queue_id = %id, "message stored");
+                *commit = Some(started.elapsed());
                 Answer::Accept(Some(id))
             }
             Err(err) => {

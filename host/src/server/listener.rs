@@ -20,6 +20,7 @@ use super::connection::serve_connection;
 use super::per_ip::PerIpLimit;
 use super::policy_slot::PolicySlot;
 use super::spare::{Spare, out_of_descriptors};
+use crate::events::{self, Event};
 use crate::policy::{Policy, Role};
 use crate::runtime::Registry;
 use crate::spool::Spool;
@@ -146,7 +147,7 @@ impl Server {
                             // waiting clients hear 421, and the loop backs off
                             // instead of spinning, serving the others.
                             let turned_away = if out_of_descriptors(&err) {
-                                turn_away(&listener.socket, &mut spare, &context.config.hostname).await
+                                turn_away(listener, &mut spare, &context.config.hostname).await
                             } else {
                                 0
                             };
@@ -179,8 +180,14 @@ impl Server {
                                 drop((permit, slot));
                             });
                         }
-                        (Err(_), _) => refuse(stream, hostname, "Too many connections", refusals.hit(Instant::now())),
-                        (_, None) => refuse(stream, hostname, TOO_MANY_FROM_ADDRESS, per_ip.refused(Instant::now())),
+                        (Err(_), _) => {
+                            events::emit(Event::Turnaway { listener: listener.role, reason: "too-many-connections" });
+                            refuse(stream, hostname, "Too many connections", refusals.hit(Instant::now()));
+                        }
+                        (_, None) => {
+                            events::emit(Event::Turnaway { listener: listener.role, reason: "too-many-from-address" });
+                            refuse(stream, hostname, TOO_MANY_FROM_ADDRESS, per_ip.refused(Instant::now()));
+                        }
                     }
                 }
                 () = &mut stop => break,
@@ -260,13 +267,14 @@ const TURN_AWAY_PER_ROUND: usize = 256;
 /// client already waiting, tell it 421 4.3.2 (RFC 3463: system not accepting
 /// network messages) and close it, one at a time; returns how many. Host
 /// text, like [`refuse`]: no guest instance exists for these clients.
-async fn turn_away(listener: &TcpListener, spare: &mut Spare, hostname: &str) -> usize {
+async fn turn_away(listener: &Listener, spare: &mut Spare, hostname: &str) -> usize {
     let reply = format!("421 4.3.2 {hostname} Service temporarily unavailable, try again later\r\n");
     let mut turned_away = 0;
     spare.release();
     while turned_away < TURN_AWAY_PER_ROUND {
         // Only clients already in the listen queue: no waiting here.
-        let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::ZERO, listener.accept()).await else { break };
+        let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::ZERO, listener.socket.accept()).await else { break };
+        events::emit(Event::Turnaway { listener: listener.role, reason: "out-of-descriptors" });
         say_and_close(stream, &reply);
         turned_away += 1;
     }

@@ -28,6 +28,8 @@ use tracing::{Span, debug, field, info};
 
 use super::listener::{TOO_MANY_FROM_ADDRESS, refuse};
 use super::per_ip::{IpSlot, PerIpLimit};
+use crate::events::{self, Event};
+use crate::policy::Role;
 
 /// The longest v1 header, CRLF included (proxy-protocol.txt section 2.1).
 const V1_MAX_LEN: usize = 107;
@@ -200,13 +202,15 @@ pub struct Admitted {
 /// (`conn`) span, beside `via`, the proxy. `None` when the connection is
 /// over: a missing or malformed header ends it without a reply (the peer
 /// is a proxy, not an SMTP client), logged at info with the reason; a
-/// client past the per-IP limit hears the accept loop's 421 4.7.0.
+/// client past the per-IP limit hears the accept loop's 421 4.7.0 (a
+/// turnaway on the listener of `role`).
 pub async fn admit(
     mut tcp: TcpStream,
     proxy: SocketAddr,
     timeout: Duration,
     per_ip: &Arc<PerIpLimit>,
     hostname: &str,
+    role: Role,
 ) -> Option<Admitted> {
     let client = match read_header(&mut tcp, timeout).await {
         Ok(Origin::Client(client)) => client,
@@ -224,6 +228,7 @@ pub async fn admit(
     match per_ip.try_acquire(client.ip()) {
         Some(slot) => Some(Admitted { tcp, client, slot }),
         None => {
+            events::emit(Event::Turnaway { listener: role, reason: "too-many-from-address" });
             refuse(tcp, hostname, TOO_MANY_FROM_ADDRESS, per_ip.refused(Instant::now()));
             None
         }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Mutex;
-use tracing::{info, warn};
 
 use super::policy_slot::PolicySlot;
+use crate::events::{self, Event};
 use crate::policy::Policy;
 use crate::runtime::{CacheOutcome, Refused, Registry, Runtime, Validated};
 use crate::tls::Certificates;
@@ -140,30 +140,25 @@ impl Reloader {
             None => None,
         };
         if !refused.is_empty() {
-            for reason in &refused {
-                warn!(trigger, %reason, "reload refused: nothing changed");
-            }
+            events::emit(Event::ReloadRefused { trigger, reasons: &refused });
             return ReloadReport { ok: false, lines: refused };
         }
         let mut lines = Vec::new();
         if let Some(validated) = component {
             let swapped = self.swap(validated, started);
-            info!(trigger, %swapped, "component reloaded");
+            events::emit(Event::ComponentSwapped { trigger, swapped: &swapped });
             lines.push(swapped.to_string());
         }
+        let swapped_lines = lines.len();
         if let Some((certificates, prepared)) = certificate {
             certificates.install(prepared);
-            let cert = certificates.files().cert.display();
-            info!(trigger, %cert, "TLS certificate reloaded");
-            lines.push(format!("certificate reloaded from {cert}"));
+            lines.push(format!("certificate reloaded from {}", certificates.files().cert.display()));
         }
         if let Some((slot, in_force, policy_lines)) = policy {
             slot.install(in_force);
-            for line in &policy_lines {
-                info!(trigger, what = %line, "policy reloaded");
-            }
             lines.extend(policy_lines);
         }
+        events::emit(Event::Reloaded { trigger, parts: &lines[swapped_lines..] });
         ReloadReport { ok: true, lines }
     }
 
@@ -179,8 +174,11 @@ impl Reloader {
     pub async fn reload(&self, trigger: &str) -> Result<Swapped, Refused> {
         let outcome = self.try_reload().await;
         match &outcome {
-            Ok(swapped) => info!(trigger, %swapped, "component reloaded"),
-            Err(refused) => warn!(trigger, %refused, "reload refused; the current component keeps serving"),
+            Ok(swapped) => {
+                events::emit(Event::ComponentSwapped { trigger, swapped });
+                events::emit(Event::Reloaded { trigger, parts: &[] });
+            }
+            Err(refused) => events::emit(Event::ReloadRefused { trigger, reasons: &[refused.to_string()] }),
         }
         outcome
     }

@@ -52,6 +52,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use super::dirs::MaildirDirs;
+use crate::events::{self, Event};
 
 /// One copy of a message, written to its tmp/ file.
 pub(super) struct Written {
@@ -133,7 +134,9 @@ fn run(queue: &mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter());
+        let (messages, started) = (batch.len(), std::time::Instant::now());
         commit_batch(batch);
+        events::emit(Event::CommitBatch { messages, duration: started.elapsed() });
     }
 }
 

@@ -1,0 +1,108 @@
+"""Same-run A/B comparisons of smtpcell variants under smtp-source, shared
+by bench/policy.py and bench/metrics.py: their command line, the
+interleaved reps, and the statistics of the per-rep ratios."""
+
+import argparse
+import os
+import random
+import statistics
+
+import load
+
+
+def arguments(doc, variants, reps, more=None, default=None):
+    """The common options (`--workloads`, `--variants`, `--reps`, `--scale`,
+    `--binary`, `--json`), `more(parser)` adding a script's own, checked:
+    `o.wls` and `o.variants` are lists (`default`, or every variant)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workloads", default="b")
+    ap.add_argument("--variants", default=",".join(default or variants))
+    ap.add_argument("--reps", type=int, default=reps, help="repeat every (workload, variant), variants interleaved")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply message counts (quick runs)")
+    ap.add_argument("--binary", default=load.SMTPCELL, help="the smtpcell binary (default $SMTPCELL)")
+    ap.add_argument("--json", help="also write every run's figures to this file")
+    if more:
+        more(ap)
+    o = ap.parse_args()
+    o.binary = os.path.abspath(o.binary)
+    if not os.path.exists(o.binary):
+        raise SystemExit("%s missing: cargo build --release -p smtpcell" % o.binary)
+    o.wls, o.variants = o.workloads.split(","), o.variants.split(",")
+    for v in o.variants:
+        if v not in variants:
+            raise SystemExit("unknown variant %s (have %s)" % (v, ", ".join(variants)))
+    for w in o.wls:
+        if w not in load.WORKLOADS:
+            raise SystemExit("unknown workload %s (have %s)" % (w, ", ".join(load.WORKLOADS)))
+    return o
+
+
+def prepare(o):
+    """Removes the previous run's Maildirs (and waits, see load.py), notes the
+    machine in `o.machine`; returns smtp-source and its environment."""
+    load.clean_maildirs(wait=True)
+    o.machine = load.machine()
+    source, _sink, env = load.postfix_tools()
+    return source, env
+
+
+def interleaved(o, source, env, target):
+    """Every (rep, workload, variant) run, the variants' order rotated per
+    rep so that none always runs first; `target(variant)` makes the server
+    and `target.figures()` (if any) adds to its run's figures."""
+    results = []
+    for rep in range(o.reps):
+        order = o.variants[rep % len(o.variants):] + o.variants[:rep % len(o.variants)]
+        for w in o.wls:
+            for v in order:
+                server = target(v)
+                r = load.run_one(server, w, load.scaled(load.WORKLOADS[w], o.scale), source, env)
+                r.update(rep=rep, **(server.figures() if hasattr(server, "figures") else {}))
+                results.append(r)
+    return results
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, digits):
+    return "n/a" if x is None else "%.*f" % (digits, x)
+
+
+def cell(rs, key, digits):
+    values = [r[key] for r in rs]
+    if len(values) == 1:
+        return fmt(values[0], digits)
+    return "%s (%s)" % (fmt(med(values), digits), ", ".join(fmt(v, digits) for v in values))
+
+
+def pairs(results, wl, variant, baseline):
+    """(variant's, baseline's) CPU s per 1,000 messages, rep by rep."""
+    out = []
+    for r in results:
+        if r["wl"] == wl and r["target"] == variant:
+            base = next((p for p in results if p["wl"] == wl and p["target"] == baseline and p["rep"] == r["rep"]),
+                        None)
+            if base and base["cpu1k"] and r["cpu1k"] is not None:
+                out.append((r["cpu1k"], base["cpu1k"]))
+    return out
+
+
+def median_ci(xs, rounds=2000):
+    """A 95 % bootstrap interval of the median of `xs` (fixed seed: the
+    same figures print the same interval)."""
+    rng = random.Random(14)
+    medians = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(rounds))
+    return medians[int(rounds * 0.025)], medians[int(rounds * 0.975) - 1]
+
+
+def ratio_cells(results, wl, variant, baseline):
+    """The reps' median CPU-per-message ratio over `baseline`'s with its
+    range, its 95 % interval, and the median extra ms per message."""
+    paired = pairs(results, wl, variant, baseline)
+    ratios = [a / b for a, b in paired]
+    spread = " [%.2f, %.2f]" % (min(ratios), max(ratios)) if len(ratios) > 1 else ""
+    ci = "%.2f-%.2f" % median_ci(ratios) if len(ratios) > 2 else "-"
+    return fmt(med(ratios), 2) + spread, ci, fmt(med(a - b for a, b in paired), 4)
