@@ -13,8 +13,8 @@
 //! - [`users`]: the users file for SMTP AUTH (Dovecot passwd-file) and `smtpcell passwd`.
 
 pub mod config;
-pub mod mail_auth;
 pub mod events;
+pub mod mail_auth;
 pub mod policy;
 pub mod runtime;
 pub mod server;

@@ -12,8 +12,8 @@ use clap::Args;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::mail_auth::MailAuthKeys;
 use crate::events::LogFormat;
+use crate::mail_auth::MailAuthKeys;
 use crate::policy::{GreylistingConfig, RateLimitsConfig};
 
 /// The settings as given, before defaults: `None` (or `false`) is "not
