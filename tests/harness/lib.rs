@@ -8,6 +8,7 @@ pub mod dns;
 pub mod dovecot;
 pub mod driver;
 pub mod log;
+pub mod postgres;
 pub mod server;
 pub mod session;
 pub mod stored;
