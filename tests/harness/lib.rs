@@ -7,6 +7,7 @@ pub mod configured;
 pub mod dns;
 pub mod dovecot;
 pub mod driver;
+pub mod load;
 pub mod log;
 pub mod postgres;
 pub mod server;
