@@ -28,9 +28,13 @@ pub const RECIPIENT: &str = "inbox@example.org";
 
 /// An smtpcell host named `hostname` (its Received fields and the rows'
 /// `receiving_host`) on 127.0.0.1, storing into the cluster at `url`
-/// (`store = URL`, as `smtpcell serve --store URL`).
+/// (`store = URL`, as `smtpcell serve --store URL`), receiving mail for
+/// [`RECIPIENT`]'s domain.
 pub fn host(url: &str, hostname: &str) -> ConfiguredServer {
-    let config = format!("listen = \"127.0.0.1:0\"\nhostname = \"{hostname}\"\nstore = \"{url}\"\n");
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\nhostname = \"{hostname}\"\nstore = \"{url}\"\ndomains = [\"{}\"]\n",
+        RECIPIENT.split('@').nth(1).expect("a domain")
+    );
     ConfiguredServer::start(&config, &[]).expect("an smtpcell host on PostgreSQL starts")
 }
 
