@@ -15,8 +15,8 @@ use mail_auth::dmarc::Policy as DmarcPolicy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, Parameters, AuthenticationResults, DkimResult, DmarcResult, DnsError, MessageAuthenticator, ReceivedSpf,
-    SpfOutput, SpfResult,
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, DnsError, MessageAuthenticator, Parameters,
+    ReceivedSpf, SpfOutput, SpfResult,
 };
 use moka::sync::Cache;
 use smtp_core::{Answer, Envelope, Reason, Refusal};

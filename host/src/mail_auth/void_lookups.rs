@@ -213,18 +213,12 @@ recording_cache!(Box<str>, Txt, |_name| Query::Txt, |_answer| true);
 recording_cache!(Box<str>, RecordSet<MX>, |name| Query::Mx(name_of(name).unwrap_or_default()), |answer| !answer
     .rrset
     .is_empty());
-recording_cache!(
-    Box<str>,
-    RecordSet<Ipv4Addr>,
-    |name| Query::A(name_of(name).unwrap_or_default()),
-    |answer| !answer.rrset.is_empty()
-);
-recording_cache!(
-    Box<str>,
-    RecordSet<Ipv6Addr>,
-    |name| Query::Aaaa(name_of(name).unwrap_or_default()),
-    |answer| !answer.rrset.is_empty()
-);
+recording_cache!(Box<str>, RecordSet<Ipv4Addr>, |name| Query::A(name_of(name).unwrap_or_default()), |answer| !answer
+    .rrset
+    .is_empty());
+recording_cache!(Box<str>, RecordSet<Ipv6Addr>, |name| Query::Aaaa(name_of(name).unwrap_or_default()), |answer| {
+    !answer.rrset.is_empty()
+});
 recording_cache!(IpAddr, RecordSet<Box<str>>, |_name| Query::Ptr, |answer| !answer.rrset.is_empty());
 
 #[cfg(test)]
@@ -244,7 +238,12 @@ mod tests {
     fn a(recorder: &Recorder, name: &str, answer: Option<Vec<Ipv4Addr>>) {
         assert!(ResolverCache::<Box<str>, RecordSet<Ipv4Addr>>::get::<str>(recorder, name).is_none());
         if let Some(answer) = answer {
-            ResolverCache::<Box<str>, RecordSet<Ipv4Addr>>::insert(recorder, name.into(), records(answer), Instant::now());
+            ResolverCache::<Box<str>, RecordSet<Ipv4Addr>>::insert(
+                recorder,
+                name.into(),
+                records(answer),
+                Instant::now(),
+            );
         }
     }
 
