@@ -126,7 +126,8 @@ fn export_writes_each_message_as_its_maildir_copy_once() {
     assert_eq!(files.len(), 3);
     assert!(support::list(&out_dir.join("tmp")).is_empty());
     for (id, content) in (1..=3).zip(&sent) {
-        let expected = pg.psql(&format!("SELECT encode(trace_headers || content, 'hex') FROM smtpcell_message WHERE id = {id}"));
+        let expected =
+            pg.psql(&format!("SELECT encode(trace_headers || content, 'hex') FROM smtpcell_message WHERE id = {id}"));
         let file = files.iter().find(|f| f.to_str().unwrap().contains(&format!(".I{id}.cli.test"))).unwrap();
         let bytes = std::fs::read(file).unwrap();
         assert_eq!(hex(&bytes), expected, "message {id}");
@@ -143,7 +144,10 @@ fn export_writes_each_message_as_its_maildir_copy_once() {
     assert_eq!(support::list(&out_dir.join("new")).len() + support::list(&out_dir.join("cur")).len(), 3);
 
     let later = dir.path().join("later");
-    assert_eq!(export("2", &later), format!("exported 1 messages to {} (0 already there, last id 3)\n", later.display()));
+    assert_eq!(
+        export("2", &later),
+        format!("exported 1 messages to {} (0 already there, last id 3)\n", later.display())
+    );
     let only = support::list(&later.join("new"));
     assert!(only.len() == 1 && std::fs::read(&only[0]).unwrap().ends_with(&sent[2]));
 }
@@ -156,9 +160,15 @@ fn config_check_validates_the_store_url_and_shows_it_without_its_password() {
         std::fs::write(&file, format!("store = \"{store}\"\n")).unwrap();
         Command::new(BIN).args(["config", "check"]).arg(&file).output().unwrap()
     };
-    let out = check(&format!("postgres://mail:{PASSWORD}@db1.example:5433,db2.example:5433/smtpcell?target_session_attrs=read-write"));
+    let out = check(&format!(
+        "postgres://mail:{PASSWORD}@db1.example:5433,db2.example:5433/smtpcell?target_session_attrs=read-write"
+    ));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("store postgres://mail@db1.example:5433,db2.example:5433/smtpcell"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("store postgres://mail@db1.example:5433,db2.example:5433/smtpcell"),
+        "{}",
+        stdout(&out)
+    );
     assert!(!stdout(&out).contains(PASSWORD));
     let out = check(&format!("postgres://mail:{PASSWORD}@db.example:port/smtpcell"));
     assert!(!out.status.success());

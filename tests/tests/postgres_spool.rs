@@ -60,7 +60,8 @@ fn eight_bit_content(len: usize) -> Vec<u8> {
     let mut content = b"Subject: large\r\n\r\n".to_vec();
     let mut n = 0u32;
     while content.len() < len {
-        let line: Vec<u8> = (0..70).map(|i| ((n * 71 + i) % 253 + 1) as u8).filter(|&b| b != b'\r' && b != b'\n').collect();
+        let line: Vec<u8> =
+            (0..70).map(|i| ((n * 71 + i) % 253 + 1) as u8).filter(|&b| b != b'\r' && b != b'\n').collect();
         content.extend_from_slice(&line);
         content.extend_from_slice(b"\r\n");
         n += 1;
@@ -115,9 +116,15 @@ fn every_row_holds_the_content_and_envelope_the_client_sent() {
              FROM smtpcell_message WHERE queue_id = '{id}'"
         ))
     };
-    assert_eq!(envelope(&dsn), "smtpcell.test|127.0.0.1|client.example|alice@example.org|ESMTP|8BITMIME|f|HDRS|env+2D42|-|-|t");
+    assert_eq!(
+        envelope(&dsn),
+        "smtpcell.test|127.0.0.1|client.example|alice@example.org|ESMTP|8BITMIME|f|HDRS|env+2D42|-|-|t"
+    );
     assert_eq!(envelope(&spilled), "smtpcell.test|127.0.0.1|client.example||UTF8SMTP|8BITMIME|t|-|-|-|-|t");
-    assert_eq!(envelope(&bdat), "smtpcell.test|127.0.0.1|client.example|alice@example.org|ESMTP|BINARYMIME|f|-|-|-|-|t");
+    assert_eq!(
+        envelope(&bdat),
+        "smtpcell.test|127.0.0.1|client.example|alice@example.org|ESMTP|BINARYMIME|f|-|-|-|-|t"
+    );
 
     let recipients = |id: &str| {
         pg.psql(&format!(
@@ -147,7 +154,9 @@ fn every_row_holds_the_content_and_envelope_the_client_sent() {
     );
     assert!(headers.contains(&format!(") with ESMTP id {dsn};\r\n\t")), "{headers}");
     let spilled_headers = String::from_utf8(bytes(&pg, "trace_headers", &spilled)).unwrap();
-    assert!(spilled_headers.starts_with("Return-Path: <>\r\nX-Envelope-To: <d\u{f6}rte@example.org>\r\nX-Envelope-Body: 8BITMIME SMTPUTF8\r\n"));
+    assert!(spilled_headers.starts_with(
+        "Return-Path: <>\r\nX-Envelope-To: <d\u{f6}rte@example.org>\r\nX-Envelope-Body: 8BITMIME SMTPUTF8\r\n"
+    ));
 
     // Ids increase in the order the messages were acknowledged (one
     // connection, one after the other).

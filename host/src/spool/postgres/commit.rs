@@ -9,8 +9,8 @@
 //! batch tries again on a fresh connection.
 
 use std::io;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -37,8 +37,11 @@ pub(super) struct Committer {
     /// What the task takes once it runs: spawned by the first message, on
     /// the runtime that commits it, so that a spool can be opened before
     /// any runtime is (as `smtpcell serve` and the tests open spools).
-    idle: Arc<Mutex<Option<(Database, mpsc::UnboundedReceiver<Job>)>>>,
+    idle: Arc<Mutex<Option<Idle>>>,
 }
+
+/// The commit task's inputs before it starts.
+type Idle = (Database, mpsc::UnboundedReceiver<Job>);
 
 impl Committer {
     /// The committer of `database`; its task starts with the first message.
@@ -119,9 +122,8 @@ async fn store(database: &Database, batch: &[Job]) -> anyhow::Result<Vec<bool>> 
     // stored or the connection's 451 raced it (the same window the
     // Maildir's rename has).
     let stored: Vec<bool> = batch.iter().map(|job| !job.is_cancelled()).collect();
-    let (keep, drop): (Vec<(i64, bool)>, Vec<(i64, bool)>) = ids.iter().copied().zip(stored.iter().copied()).partition(|&(_, s)| s);
-    let keep: Vec<i64> = keep.into_iter().map(|(id, _)| id).collect();
-    let drop: Vec<i64> = drop.into_iter().map(|(id, _)| id).collect();
+    let keep: Vec<i64> = ids.iter().zip(&stored).filter(|&(_, &s)| s).map(|(&id, _)| id).collect();
+    let drop: Vec<i64> = ids.iter().zip(&stored).filter(|&(_, &s)| !s).map(|(&id, _)| id).collect();
     if !drop.is_empty() {
         tx.execute(DELETE, &[&drop]).await.context("removing cancelled messages")?;
     }
