@@ -16,7 +16,6 @@
 //!   again when it is back.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use smtpcell::policy::greylist::{GreylistStore, PostgresStore, Record, Triplet};
@@ -92,11 +91,11 @@ fn the_gcra_statement_gives_the_burst_then_one_per_interval_and_counts_all_limit
             assert_eq!(cells.take(&failures, NOW_US, Take::Count).await.unwrap(), None);
         }
         assert_eq!(cells.take(&failures, NOW_US, Take::Check).await.unwrap(), Some(Limited::ClientAuthFailuresPerHour));
-        // Three failures at once are 90 minutes of the 60 the limit holds:
-        // a try is allowed again 30 minutes on, not 29.
+        // Three failures at once (one past the limit of 2) set the TAT 90
+        // minutes on: a try fits in the window again 60 minutes on, not 59.
         let at = |minutes: i64| NOW_US + minutes * 60 * SECOND_US;
-        assert!(cells.take(&failures, at(29), Take::Check).await.unwrap().is_some());
-        assert_eq!(cells.take(&failures, at(30), Take::Check).await.unwrap(), None);
+        assert!(cells.take(&failures, at(59), Take::Check).await.unwrap().is_some());
+        assert_eq!(cells.take(&failures, at(60), Take::Check).await.unwrap(), None);
 
         // The sweep removes exactly the cells that are idle by then.
         assert_eq!(pg.psql("SELECT count(*) FROM rate_limit_cells"), "3");

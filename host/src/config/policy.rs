@@ -73,7 +73,7 @@ pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Cl
         let policy: Arc<dyn Policy> = match settings.rules {
             Some(rules_config) => {
                 let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let rules = Arc::new(Rules::build(rules_config, users, clock.clone(), last.as_deref())?);
+                let rules = Arc::new(Rules::build(rules_config, users, clock.clone(), last.as_deref(), None)?);
                 lines.extend(policy_summary(rules.config(), Some(&rules)));
                 *last = Some(rules.clone());
                 rules
