@@ -14,6 +14,9 @@ fn main() {
     let wasm = guest_build::Guest { package: "smtp-component", features: &[], target_subdir: "guest" }.build(root);
     println!("cargo:rustc-env=SMTPCELL_EMBEDDED_COMPONENT={}", wasm.display());
     embed_corpus(root);
+    // refinery embeds every file of host/migrations/: a file added there
+    // must rebuild the host.
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("migrations").display());
 }
 
 /// Writes `corpus.rs`: every tests/transcripts/*.txt as (name, contents), so

@@ -7,6 +7,7 @@
 //! - [`server`]: sockets, timeouts, limits, graceful shutdown.
 //! - [`spool`]: durable storage of accepted mail (Maildir by default).
 //! - [`policy`]: the host's decisions at each step the guest asks about.
+//! - [`postgres`]: the PostgreSQL database hosts share (spool, policy state).
 //! - [`mail_auth`]: SPF, DKIM, DMARC and ARC, and Authentication-Results.
 //! - [`tls`]: the certificate in use and what a handshake negotiated.
 //! - [`transcript`]: the shared transcript corpus and its runner.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod events;
 pub mod mail_auth;
 pub mod policy;
+pub mod postgres;
 pub mod runtime;
 pub mod server;
 pub mod spool;

@@ -58,6 +58,20 @@ enum Command {
     /// without binding or creating anything.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write the messages stored in PostgreSQL (`--store`) into a Maildir,
+    /// byte for byte what a Maildir copy of each holds; messages already
+    /// exported there are skipped. Prints how many were written.
+    Export {
+        /// The database, as `serve --store` takes it.
+        #[arg(long, value_name = "URL")]
+        store: String,
+        /// The Maildir (created if missing; tmp/, new/, cur/).
+        #[arg(long, value_name = "DIR")]
+        to_maildir: PathBuf,
+        /// Only messages with a higher id.
+        #[arg(long, value_name = "ID", default_value_t = 0)]
+        after: i64,
+    },
     /// Add a user to a users file, or set a new password for one: an
     /// argon2id hash of a password read from the terminal (or from standard
     /// input when it is not a terminal, one trailing newline removed).
@@ -115,6 +129,7 @@ fn main() -> Result<()> {
                 print(control::request(&control.control, if json { "status json" } else { "status" }).await?)
             }
             Some(Command::Passwd { users, user }) => passwd(&users, &user),
+            Some(Command::Export { store, to_maildir, after }) => export(&store, &to_maildir, after).await,
             Some(Command::Config(ConfigCommand::Check { file })) => check_config(&file),
         }
     })
@@ -147,10 +162,21 @@ fn passwd(path: &std::path::Path, user: &str) -> Result<()> {
     Ok(())
 }
 
+async fn export(url: &str, dir: &Path, after: i64) -> Result<()> {
+    let database = smtpcell::postgres::Database::open(url).context("--store")?;
+    let done = smtpcell::spool::export_to_maildir(&database, dir, after).await?;
+    let last = done.last_id.map(|id| format!(", last id {id}")).unwrap_or_default();
+    println!("exported {} messages to {} ({} already there{last})", done.written, dir.display(), done.present);
+    Ok(())
+}
+
 /// Everything `serve --config FILE` checks before it binds anything.
 fn check_config(path: &Path) -> Result<()> {
     let settings = config::load(&Options::default(), Some(path))?;
     let mut summary = vec![format!("listen {}", settings.server.listen)];
+    if let Some(database) = config::open_database(&settings.storage)? {
+        summary.push(format!("store {database}"));
+    }
     if let Some(files) = &settings.server.tls {
         Certificates::load(files.clone())?;
         summary.push(format!("certificate {}", files.cert.display()));
@@ -210,7 +236,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "component validated"
     );
     let registry = Arc::new(Registry::new(validated.component));
-    let spool = config::open_spool(&settings.storage, &settings.server.hostname)?;
+    let database = config::open_database(&settings.storage)?;
+    if let Some(database) = &database {
+        info!(store = %database, "storing mail in PostgreSQL (every message gets 451 4.3.0 while it is unreachable)");
+        tokio::spawn(database.clone().connect_in_background());
+    } else {
+        info!(maildir = %settings.storage.maildir.display(), "storing mail in Maildirs");
+    }
+    let spool = config::open_spool_with(&settings.storage, &settings.server.hostname, database)?;
     let build = config::policy_builder(args.options.clone(), args.config.clone(), Arc::new(SystemClock));
     let (policy, lines) = build()?;
     for line in &lines {

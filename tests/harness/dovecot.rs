@@ -168,7 +168,7 @@ pub fn share_users_file(path: &Path) -> Result<()> {
 /// 0011 where it is missing; temporary directories are 0700), so that
 /// Dovecot's unprivileged processes can reach `path`; nothing becomes
 /// listable or readable.
-fn reachable(path: &Path) -> Result<()> {
+pub(crate) fn reachable(path: &Path) -> Result<()> {
     for dir in path.ancestors().skip(1).filter(|dir| !dir.as_os_str().is_empty()) {
         let mode = std::fs::metadata(dir)?.permissions().mode();
         if mode & 0o001 == 0 {

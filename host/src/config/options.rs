@@ -78,6 +78,13 @@ pub struct Options {
     /// domains without one goes here.
     #[arg(long, value_name = "DIR")]
     pub maildir: Option<PathBuf>,
+    /// Store accepted mail in PostgreSQL instead of Maildirs: a
+    /// `postgres://user:password@host:port/dbname` URL (or a libpq
+    /// key=value string); several `host:port` pairs with
+    /// `?target_session_attrs=read-write` follow a failover. Every host
+    /// pointed at one database shares its spool. No TLS to the database yet.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Name announced in the greeting and written into Received headers
     /// [default: smtpcell.localhost].
     #[arg(long, value_name = "NAME")]

@@ -15,7 +15,7 @@ use crate::server::ServerConfig;
 use crate::tls::TlsFiles;
 
 /// Where accepted mail is stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoragePaths {
     /// The one Maildir of the embedded default; with a configuration, mail
     /// for local domains that have no recipients table.
@@ -24,6 +24,26 @@ pub struct StoragePaths {
     pub mailboxes: Option<PathBuf>,
     /// The Maildir relayed mail waits in for a delivery agent.
     pub outgoing: Option<PathBuf>,
+    /// `store`: the PostgreSQL database that replaces every Maildir above
+    /// (checked by [`crate::postgres::Database::open`]); `None`: Maildirs.
+    pub store: Option<String>,
+}
+
+impl std::fmt::Debug for StoragePaths {
+    /// Without the store URL's password (the settings are logged and
+    /// compared as text).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let store = self.store.as_deref().map(|url| match crate::postgres::Target::parse(url) {
+            Ok(target) => target.to_string(),
+            Err(_) => "(invalid)".to_string(),
+        });
+        f.debug_struct("StoragePaths")
+            .field("maildir", &self.maildir)
+            .field("mailboxes", &self.mailboxes)
+            .field("outgoing", &self.outgoing)
+            .field("store", &store)
+            .finish()
+    }
 }
 
 /// Everything `smtpcell serve` runs with.
@@ -158,10 +178,15 @@ impl Settings {
             maildir: pick!(maildir).unwrap_or_else(|| Self::DEFAULT_MAILDIR.into()),
             mailboxes: f.mailboxes.clone(),
             outgoing: rules.as_ref().map(|_| f.outgoing.clone().unwrap_or_else(|| Self::DEFAULT_OUTGOING.into())),
+            store: pick!(store),
         };
+        if let Some(url) = &storage.store {
+            crate::postgres::Target::parse(url).map_err(|e| err("store", &format!("{e:#}")))?;
+        }
         if let (Some(rules), Some(file)) = (&rules, file)
             && rules.recipients.is_some()
             && storage.mailboxes.is_none()
+            && storage.store.is_none()
         {
             bail!(file.error("recipients", "needs mailboxes (the root of the per-user Maildirs)"));
         }

@@ -129,6 +129,21 @@ impl Content {
         Ok(self.file)
     }
 
+    /// The whole content as one buffer, for a backend that stores it apart
+    /// from its header block (PostgreSQL): the held octets as they are, or
+    /// the spilled ones read back from the file with the held tail behind.
+    /// Allocates the content's length once. Errors are the file's.
+    pub fn into_vec(self) -> io::Result<Vec<u8>> {
+        if !self.spilled() {
+            return Ok(self.held);
+        }
+        let spilled = usize::try_from(self.spilled).map_err(io::Error::other)?;
+        let mut all = vec![0; spilled + self.held.len()];
+        self.file.read_exact_at(&mut all[..spilled], self.start)?;
+        all[spilled..].copy_from_slice(&self.held);
+        Ok(all)
+    }
+
     /// Octets of content held in memory.
     pub fn held_len(&self) -> usize {
         self.held.len()
@@ -286,6 +301,23 @@ mod tests {
         // Without: the spill file is the message, behind the provisional block.
         spill("in-place").finish_in_place().unwrap();
         assert_eq!(std::fs::read(dir.path().join("in-place")).unwrap(), [&b"H: 1\r\n"[..], &content].concat());
+    }
+
+    #[test]
+    fn into_vec_gives_the_content_held_or_spilled() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 10, HELD_CONTENT_MAX, HELD_CONTENT_MAX + 1, 3 * HELD_CONTENT_MAX + 17] {
+            let content = pattern(len);
+            // No provisional block (as the PostgreSQL spool has it), then one.
+            for provisional in [&b""[..], b"H: 1\r\n"] {
+                let mut c = Content::new(file(&dir, &format!("{len}-{}", provisional.len())), provisional.to_vec());
+                for piece in content.chunks(3000) {
+                    c.write(piece).unwrap();
+                }
+                assert_eq!(c.spilled(), len > HELD_CONTENT_MAX);
+                assert!(c.into_vec().unwrap() == content, "{len} octets");
+            }
+        }
     }
 
     #[test]

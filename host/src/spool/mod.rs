@@ -1,7 +1,8 @@
 //! Where accepted mail goes. The connection driver only sees [`Spool`] and
 //! [`Transaction`]; [`Maildir`] (one Maildir) is the embedded default, and
 //! [`Router`] stores each recipient's copy in the inbox Maildir, a local
-//! user's own Maildir or the outgoing Maildir, as its [`Destination`]s say.
+//! user's own Maildir or the outgoing Maildir, as its [`Destination`]s say;
+//! [`PostgresSpool`] stores into a PostgreSQL database several hosts share.
 
 mod commit;
 mod content;
@@ -10,6 +11,7 @@ mod dirs;
 mod mailboxes;
 mod maildir;
 mod names;
+mod postgres;
 mod recovery;
 mod router;
 mod trace;
@@ -26,6 +28,7 @@ use std::time::SystemTime;
 pub use content::HELD_CONTENT_MAX;
 pub use destination::{BadMailbox, Destination, Mailbox};
 pub use maildir::Maildir;
+pub use postgres::{Exported, PostgresSpool, export_to_maildir};
 pub use router::{Router, Routes};
 pub use trace::{rfc5322_date, trace_headers};
 
