@@ -70,7 +70,10 @@ fn the_gcra_statement_gives_the_burst_then_one_per_interval_and_counts_all_limit
         // A request refused by its client's limit counts against none of
         // its limits: the network's stays untouched.
         let both = [client[0].clone(), per_minute(Limited::NetworkMessagesPerMinute, "192.0.2.0/24", 4)];
-        assert_eq!(cells.take(&both, later, Take::CheckAndCount).await.unwrap(), Some(Limited::ClientMessagesPerMinute));
+        assert_eq!(
+            cells.take(&both, later, Take::CheckAndCount).await.unwrap(),
+            Some(Limited::ClientMessagesPerMinute)
+        );
         let network = &both[1..];
         for n in 0..4 {
             assert_eq!(cells.take(network, later, Take::CheckAndCount).await.unwrap(), None, "network request {n}");

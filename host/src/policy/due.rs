@@ -8,5 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// are in the caller's unit (seconds, microseconds).
 pub(crate) fn take_due(due: &AtomicU64, now: u64, interval: u64) -> bool {
     let next = due.load(Ordering::Relaxed);
-    now >= next && due.compare_exchange(next, now.saturating_add(interval), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    now >= next
+        && due.compare_exchange(next, now.saturating_add(interval), Ordering::Relaxed, Ordering::Relaxed).is_ok()
 }

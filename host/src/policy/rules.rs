@@ -123,6 +123,11 @@ impl Rules {
         Ok(Rules { config, table, users, rate_limits, greylist })
     }
 
+    /// The greylist, when greylisting is on.
+    pub fn greylist(&self) -> Option<&Greylist> {
+        self.greylist.as_deref()
+    }
+
     /// How many entries the recipients table has (0 without one).
     pub fn recipients(&self) -> usize {
         self.table.as_ref().map_or(0, |t| t.len())
@@ -197,11 +202,12 @@ impl Policy for Rules {
     fn mail<'a>(&'a self, client: &'a Client, mail: &'a MailRequest) -> Decision<'a> {
         Box::pin(async move {
             match &self.rate_limits {
-                Some(limits) => match limits.message(client.ip, client.authenticated.as_deref(), &mail.reverse_path).await
-                {
-                    Ok(()) => Answer::ACCEPT,
-                    Err(limit) => limited(client, "mail", limit.name()),
-                },
+                Some(limits) => {
+                    match limits.message(client.ip, client.authenticated.as_deref(), &mail.reverse_path).await {
+                        Ok(()) => Answer::ACCEPT,
+                        Err(limit) => limited(client, "mail", limit.name()),
+                    }
+                }
                 None => Answer::ACCEPT,
             }
         })

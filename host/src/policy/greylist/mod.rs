@@ -179,6 +179,12 @@ impl Greylist {
         Ok(greylist)
     }
 
+    /// Where the state is: the redb file's path, or `PostgreSQL` and the
+    /// database's URL without its password.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
     /// Greylists one RCPT from `ip`: `reverse_path` without angle brackets
     /// (empty for `<>`), `recipient` the forward-path's address; both are
     /// compared lowercased. Fails open: when the store fails, the mail

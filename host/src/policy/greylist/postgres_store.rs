@@ -69,7 +69,8 @@ impl GreylistStore for PostgresStore {
             let get = client.prepare_cached(GET).await?;
             let row = client.query_opt(&get, &[&network, &triplet.reverse_path, &triplet.forward_path]).await?;
             row.map(|row| {
-                let (first_seen, passed, expires): (i64, bool, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                let (first_seen, passed, expires): (i64, bool, i64) =
+                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
                 // Written by us from u64 seconds; a negative time is a
                 // record someone else wrote, read as long past.
                 Ok(Record {

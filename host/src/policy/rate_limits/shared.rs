@@ -92,11 +92,7 @@ impl SharedLimits {
                 c.network_recipients_per_minute,
                 MINUTE,
             ),
-            client_auth_failures: Quota::new(
-                Limited::ClientAuthFailuresPerHour,
-                c.client_auth_failures_per_hour,
-                HOUR,
-            ),
+            client_auth_failures: Quota::new(Limited::ClientAuthFailuresPerHour, c.client_auth_failures_per_hour, HOUR),
             network_auth_failures: Quota::new(
                 Limited::NetworkAuthFailuresPerHour,
                 c.network_auth_failures_per_hour,

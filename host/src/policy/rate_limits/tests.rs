@@ -191,10 +191,16 @@ fn messages_per_hour_count_per_user_and_per_reverse_path_and_bounces_pass() {
     done(limits.message(ip("203.0.113.1"), Some("bob"), "CAROL@EXAMPLE.ORG")).unwrap();
     assert_eq!(done(limits.message(ip("192.0.2.9"), None, "carol@example.org")), Err(Limited::SenderMessagesPerHour));
     // Refused by the sender limit: dan's message was not counted.
-    assert_eq!(done(limits.message(ip("192.0.2.9"), Some("dan"), "carol@example.org")), Err(Limited::SenderMessagesPerHour));
+    assert_eq!(
+        done(limits.message(ip("192.0.2.9"), Some("dan"), "carol@example.org")),
+        Err(Limited::SenderMessagesPerHour)
+    );
     done(limits.message(ip("192.0.2.9"), Some("dan"), "dave@example.org")).unwrap();
     done(limits.message(ip("192.0.2.9"), Some("dan"), "erin@example.org")).unwrap();
-    assert_eq!(done(limits.message(ip("192.0.2.9"), Some("dan"), "frank@example.org")), Err(Limited::UserMessagesPerHour));
+    assert_eq!(
+        done(limits.message(ip("192.0.2.9"), Some("dan"), "frank@example.org")),
+        Err(Limited::UserMessagesPerHour)
+    );
     // The null reverse-path has no sender limit.
     for _ in 0..100 {
         done(limits.message(ip("192.0.2.1"), None, "")).unwrap();

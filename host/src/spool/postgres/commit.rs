@@ -111,7 +111,8 @@ async fn store(database: &Database, batch: &[Job]) -> anyhow::Result<Vec<bool>> 
     // stored or the connection's 451 raced it (the same window the
     // Maildir's rename has).
     let stored: Vec<bool> = batch.iter().map(|job| !job.is_cancelled()).collect();
-    let (keep, drop): (Vec<(i64, bool)>, Vec<(i64, bool)>) = ids.iter().copied().zip(stored.iter().copied()).partition(|&(_, s)| s);
+    let (keep, drop): (Vec<(i64, bool)>, Vec<(i64, bool)>) =
+        ids.iter().copied().zip(stored.iter().copied()).partition(|&(_, s)| s);
     let keep: Vec<i64> = keep.into_iter().map(|(id, _)| id).collect();
     let drop: Vec<i64> = drop.into_iter().map(|(id, _)| id).collect();
     if !drop.is_empty() {
