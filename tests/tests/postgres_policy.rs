@@ -278,3 +278,51 @@ fn with_the_database_down_greylisting_and_shared_limits_let_mail_through_and_res
     advance(&[&one], MINUTE);
     assert_eq!(rcpt(&one, SENDER, sender, "carol@example.org"), GREYLISTED, "greylisting works again");
 }
+
+/// The cost of a shared limit's round trip, for bench/README.md (run with
+/// `--ignored --nocapture`; prints, asserts nothing about time): 5,000
+/// MAIL-like requests (client and network limits) one after another, then
+/// 8 tasks at once, against a cluster on loopback.
+#[test]
+#[ignore = "a measurement, not a test"]
+fn measure_shared_limit_round_trips() {
+    let pg = Postgres::start();
+    let cells = PostgresCells::new(Database::open(&pg.url()).unwrap());
+    const N: usize = 5_000;
+    let request = |i: usize| {
+        let client = format!("192.0.{}.{}", (i / 250) % 250, i % 250);
+        [
+            per_minute(Limited::ClientMessagesPerMinute, &client, 1_000),
+            per_minute(Limited::NetworkMessagesPerMinute, "192.0.0.0/16", 1_000_000),
+        ]
+    };
+    runtime().block_on(async {
+        cells.take(&request(0), NOW_US, Take::CheckAndCount).await.unwrap();
+        let start = std::time::Instant::now();
+        for i in 0..N {
+            cells.take(&request(i), NOW_US + i as i64, Take::CheckAndCount).await.unwrap();
+        }
+        let serial = start.elapsed();
+        let start = std::time::Instant::now();
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let cells = cells.clone();
+                tokio::spawn(async move {
+                    for i in 0..N / 8 {
+                        let n = t * N + i;
+                        cells.take(&request(n), NOW_US + n as i64, Take::CheckAndCount).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let parallel = start.elapsed();
+        println!(
+            "shared limit: {:.0} µs per request one at a time; {:.0} requests/s with 8 at once",
+            serial.as_micros() as f64 / N as f64,
+            N as f64 / parallel.as_secs_f64()
+        );
+    });
+}
