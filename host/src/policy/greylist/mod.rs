@@ -8,10 +8,10 @@
 //! The state is in a [`GreylistStore`] and survives a restart: a redb file
 //! by default, the PostgreSQL database when the server stores its mail
 //! there (`store = "postgres://..."`), so that every host sharing the
-//! database sees the same triplets. Expired records are swept by the first check an hour after
-//! the last sweep (and the first check after start), in that check's
-//! blocking task: no timer to spawn, and one RCPT an hour waits for the
-//! scan. Wall-clock time is read only through the injected [`Clock`].
+//! database sees the same triplets. Expired records are swept by the
+//! first check an hour after the last sweep (and the first check after
+//! start), in that check's blocking task: no timer to spawn, and one RCPT
+//! an hour waits for the scan. Wall-clock time is read only through the injected [`Clock`].
 //! A passed triplet is also kept in memory ([`passes`]), so that a known
 //! sender's mail does not wait on the store.
 
