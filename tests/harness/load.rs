@@ -28,9 +28,13 @@ pub const RECIPIENT: &str = "inbox@example.org";
 
 /// An smtpcell host named `hostname` (its Received fields and the rows'
 /// `receiving_host`) on 127.0.0.1, storing into the cluster at `url`
-/// (`store = URL`, as `smtpcell serve --store URL`).
+/// (`store = URL`, as `smtpcell serve --store URL`), receiving mail for
+/// [`RECIPIENT`]'s domain.
 pub fn host(url: &str, hostname: &str) -> ConfiguredServer {
-    let config = format!("listen = \"127.0.0.1:0\"\nhostname = \"{hostname}\"\nstore = \"{url}\"\n");
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\nhostname = \"{hostname}\"\nstore = \"{url}\"\ndomains = [\"{}\"]\n",
+        RECIPIENT.split('@').nth(1).expect("a domain")
+    );
     ConfiguredServer::start(&config, &[]).expect("an smtpcell host on PostgreSQL starts")
 }
 
@@ -243,7 +247,7 @@ pub fn message(message_id: &str, client: usize, n: usize) -> Vec<u8> {
         "From: <client{client}@load.test>\r\nTo: <{RECIPIENT}>\r\nMessage-ID: {message_id}\r\n\
          Subject: load {client} {n}\r\n\r\nmessage {n} of client {client}\r\n.leading dot\r\n..two dots\r\n"
     );
-    let lines = if (client * 7 + n) % 40 == 0 { 1200 } else { (client + n) % 20 };
+    let lines = if (client * 7 + n).is_multiple_of(40) { 1200 } else { (client + n) % 20 };
     for line in 0..lines {
         text.push_str(&format!("{line:05} the quick brown fox jumps over the lazy dog {message_id}\r\n"));
     }
@@ -298,7 +302,7 @@ pub fn stored(pg: &Postgres) -> Result<Vec<Row>> {
 }
 
 fn unhex(hex: &str) -> Result<Vec<u8>> {
-    ensure!(hex.len() % 2 == 0, "odd hex length");
+    ensure!(hex.len().is_multiple_of(2), "odd hex length");
     (0..hex.len()).step_by(2).map(|i| Ok(u8::from_str_radix(&hex[i..i + 2], 16)?)).collect()
 }
 

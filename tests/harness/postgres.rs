@@ -300,12 +300,10 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        if self.running.load(Ordering::SeqCst) && self.try_pg_ctl(&["stop", "-m", "immediate"]).is_err() {
-            if let Ok(text) = std::fs::read_to_string(self.data.join("postmaster.pid")) {
-                if let Some(pid) = text.lines().next() {
-                    let _ = Command::new("kill").args(["-KILL", pid.trim()]).output();
-                }
-            }
+        let stopped = !self.running.load(Ordering::SeqCst) || self.try_pg_ctl(&["stop", "-m", "immediate"]).is_ok();
+        if !stopped && let Ok(text) = std::fs::read_to_string(self.data.join("postmaster.pid")) {
+            let pid = text.lines().next().unwrap_or_default().trim().to_string();
+            let _ = Command::new("kill").args(["-KILL", &pid]).output();
         }
     }
 }

@@ -59,6 +59,7 @@ impl TestServer {
             log: None,
             cert: None,
             users: None,
+            spool: None,
         }
     }
 
@@ -108,6 +109,7 @@ pub struct TestServerBuilder {
     log: Option<CapturedLog>,
     cert: Option<TestCert>,
     users: Option<Vec<(String, String)>>,
+    spool: Option<Arc<dyn Spool>>,
 }
 
 impl TestServerBuilder {
@@ -165,6 +167,13 @@ impl TestServerBuilder {
         self
     }
 
+    /// Store into `spool` (the PostgreSQL spool, say) instead of a Maildir;
+    /// [`TestServer::delivered`] then lists nothing.
+    pub fn spool(mut self, spool: Arc<dyn Spool>) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
     pub fn component(mut self, component: Arc<LoadedComponent>) -> Self {
         self.component = Some(component);
         self
@@ -183,7 +192,10 @@ impl TestServerBuilder {
                 (Some(dir), path)
             }
         };
-        let spool: Arc<dyn Spool> = Arc::new(Maildir::open(&maildir, &self.config.hostname)?);
+        let spool: Arc<dyn Spool> = match self.spool {
+            Some(spool) => spool,
+            None => Arc::new(Maildir::open(&maildir, &self.config.hostname)?),
+        };
         let mut policy = self.policy;
         let users_file = match (&self.users, &dir) {
             (Some(users), Some(dir)) => {
