@@ -72,7 +72,7 @@ fn rules(dir: &Path, rate_limits: bool, table: bool, greylisting: bool) -> Rules
         let text = format!("enabled = true\nmin_delay_secs = 0\ndatabase = {:?}\n", dir.join("greylist.redb"));
         config.greylisting = toml::from_str::<GreylistingConfig>(&text).unwrap();
     }
-    Rules::build(config, None, Arc::new(SystemClock), None).unwrap()
+    Rules::build(config, None, Arc::new(SystemClock), None, None).unwrap()
 }
 
 /// One message's decisions: MAIL when asked, RCPT, the destinations.

@@ -243,8 +243,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     } else {
         info!(maildir = %settings.storage.maildir.display(), "storing mail in Maildirs");
     }
-    let spool = config::open_spool_with(&settings.storage, &settings.server.hostname, database)?;
-    let build = config::policy_builder(args.options.clone(), args.config.clone(), Arc::new(SystemClock));
+    let spool = config::open_spool_with(&settings.storage, &settings.server.hostname, database.clone())?;
+    let build = config::policy_builder(args.options.clone(), args.config.clone(), Arc::new(SystemClock), database);
     let (policy, lines) = build()?;
     for line in &lines {
         info!(what = %line, "policy loaded");

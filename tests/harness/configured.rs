@@ -56,14 +56,15 @@ impl ConfiguredServer {
         // windows the same on every run.
         let clock = Arc::new(FakeClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600)));
         let settings = config::load(&flags, Some(&path))?;
-        let build = config::policy_builder(flags, Some(path), clock.clone());
-        let registry = Arc::new(Registry::new(embedded_component()));
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        // The PostgreSQL spool spawns its commit task on the runtime.
+        // The PostgreSQL spool starts its commit task: within the runtime.
+        let database = config::open_database(&settings.storage)?;
         let spool = {
             let _runtime = runtime.enter();
-            config::open_spool(&settings.storage, &settings.server.hostname)?
+            config::open_spool_with(&settings.storage, &settings.server.hostname, database.clone())?
         };
+        let build = config::policy_builder(flags, Some(path), clock.clone(), database);
+        let registry = Arc::new(Registry::new(embedded_component()));
         let handle = runtime.handle().clone();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();

@@ -7,8 +7,9 @@ prints "port N" once serving. ZONEFILE has one record a line,
 tab-separated: NAME TYPE VALUE [VALUE...]; a TXT record's values are its
 character-strings (so a long DKIM key can be split over several). A name
 with no record of the asked type answers NOERROR without answers, an
-unknown name NXDOMAIN (both with an SOA, so that resolvers cache them), and any name under blackhole.test gets no answer at
-all (a server that never answers: SPF temperror).
+unknown name NXDOMAIN (both with an SOA, so that resolvers cache them), any name under blackhole.test gets no answer at
+all (a server that never answers: SPF temperror), and any name under
+servfail.test gets SERVFAIL (a failure that is not a void lookup).
 """
 
 import socket
@@ -53,6 +54,9 @@ def answer(records, data):
     if name == "blackhole.test." or name.endswith(".blackhole.test."):
         return None
     reply = request.reply()
+    if name == "servfail.test." or name.endswith(".servfail.test."):
+        reply.header.rcode = RCODE.SERVFAIL
+        return reply.pack()
     reply.header.aa = 1
     qtype = QTYPE[request.q.qtype]
     for rtype, rdata in records.get(name, []):

@@ -63,6 +63,23 @@ fn zone(rsa: &DkimKey, ed25519: &DkimKey, opendkim: &DkimKey) -> String {
     for n in 1..=11 {
         zone += &txt(&format!("l{n}.test"), "v=spf1 ip4:192.0.2.1 -all");
     }
+    // Void lookups (RFC 7208 section 4.6.4): NXDOMAIN (nx*.void.test) or
+    // no answers (nodata.void.test has a TXT record only). Each record's
+    // ip4 term would pass the client if its evaluation got that far.
+    let void_records = [
+        ("nodata.void.test", "not an MX"),
+        ("void2.test", "v=spf1 a:nx1.void.test mx:nodata.void.test ip4:127.0.0.1 -all"),
+        ("void3.test", "v=spf1 a:nx1.void.test mx:nodata.void.test exists:nx2.void.test ip4:127.0.0.1 -all"),
+        // The same void name three times, once in an include: the 2nd and
+        // 3rd come from the resolver's cache and count all the same.
+        ("void-repeat.test", "v=spf1 a:nx1.void.test include:void-inc.test ip4:127.0.0.1 -all"),
+        ("void-inc.test", "v=spf1 a:nx1.void.test a:nx1.void.test -all"),
+        // Two voids, then a server failure: temperror, the failure is no void.
+        ("void-servfail.test", "v=spf1 a:nx1.void.test a:nx2.void.test a:x.servfail.test ip4:127.0.0.1 -all"),
+    ];
+    for (name, record) in void_records {
+        zone += &txt(name, record);
+    }
     // The include is asked of a server that never answers.
     zone += &txt("temperror.test", "v=spf1 include:x.blackhole.test -all");
     // DKIM keys: the 2048-bit RSA one split over several strings.
@@ -149,6 +166,13 @@ fn spf_gives_every_result_and_refuses_only_where_configured() {
         ("none.test", "none"),
         ("permerror.test", "permerror"),
         ("temperror.test", "temperror"),
+        // RFC 7208 section 4.6.4's void lookups: 2 are allowed, a 3rd is
+        // permerror (also when repeated from the resolver's cache), and a
+        // server failure is temperror, not a void lookup.
+        ("void2.test", "pass"),
+        ("void3.test", "permerror"),
+        ("void-repeat.test", "permerror"),
+        ("void-servfail.test", "temperror"),
     ];
     for (domain, want) in cases {
         let subject = format!("spf-{domain}");
@@ -188,6 +212,20 @@ fn spf_gives_every_result_and_refuses_only_where_configured() {
         let sent = send(&refusing, loopback(1), &format!("a@{domain}"), &message("x@mx.test", "refusing", "hi\r\n"));
         assert_eq!(status(&sent.mail), want, "{domain}: {}", sent.mail);
     }
+}
+
+#[test]
+fn spf_permerror_from_void_lookups_is_only_tagged() {
+    // RFC 7208 section 8.7 leaves permerror to local policy; ours tags it
+    // even where fail and temperror are refused.
+    let refusing = start("spf_fail = \"refuse\"\ntemp_error = \"refuse\"\n");
+    let sent = send(&refusing, loopback(1), "a@void3.test", &message("x@mx.test", "void-refusing", "hi\r\n"));
+    assert_eq!(status(&sent.mail), "250 2.1.0", "{}", sent.mail);
+    assert_eq!(status(&sent.data.unwrap()), "250 2.0.0");
+    let (ar, _, _) = stored(&refusing, "void-refusing").unwrap();
+    assert_eq!(results(&ar, "spf"), ["permerror", "pass"], "{ar}");
+    let sent = send(&refusing, loopback(1), "a@void-servfail.test", &message("x@mx.test", "servfail", "hi\r\n"));
+    assert_eq!(status(&sent.mail), "451 4.7.24", "{}", sent.mail);
 }
 
 /// Subject, reverse-path, content, the expected reply to the content, and

@@ -8,6 +8,7 @@ use anyhow::Context;
 use super::Options;
 use crate::mail_auth::{Authenticating, MailAuth, MailAuthConfig};
 use crate::policy::{AcceptAll, Clock, PasswordFile, Policy, Rules, RulesConfig};
+use crate::postgres::Database;
 use crate::server::PolicyBuilder;
 
 /// One line each for what a policy has, for the start-up log and reload reports.
@@ -22,10 +23,15 @@ pub fn policy_summary(rules: &RulesConfig, built: Option<&Rules>) -> Vec<String>
         lines.push(format!("relay networks {:?}", rules.relay_networks));
     }
     if rules.rate_limits.any() {
-        lines.push("rate limits on".into());
+        lines.push(
+            if rules.rate_limits.shared { "rate limits on, shared in PostgreSQL" } else { "rate limits on" }.into(),
+        );
     }
     if rules.greylisting.enabled {
-        lines.push(format!("greylisting on ({})", rules.greylisting.database.display()));
+        lines.push(match built.and_then(Rules::greylist) {
+            Some(greylist) => format!("greylisting on ({})", greylist.location()),
+            None => format!("greylisting on ({})", rules.greylisting.database.display()),
+        });
     }
     lines
 }
@@ -45,7 +51,16 @@ fn mail_auth_summary(config: &MailAuthConfig) -> String {
 /// policy reloads (with the users file it names); a reload that finds
 /// other settings changed (listeners, storage, limits, timeouts, the
 /// certificate's paths) says they take effect at the next start.
-pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Clock>) -> PolicyBuilder {
+/// `database` is the PostgreSQL database the spool stores into (from
+/// [`super::open_database`] at start-up, shared with the spool), if any:
+/// greylisting keeps its state there and `[rate_limits] shared` counts
+/// there, for the life of the process (`store` is such a setting).
+pub fn policy_builder(
+    flags: Options,
+    config: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+    database: Option<Database>,
+) -> PolicyBuilder {
     let last: Mutex<Option<Arc<Rules>>> = Mutex::new(None);
     let last_checks: Mutex<Option<Arc<MailAuth>>> = Mutex::new(None);
     let started: Mutex<Option<String>> = Mutex::new(None);
@@ -73,7 +88,8 @@ pub fn policy_builder(flags: Options, config: Option<PathBuf>, clock: Arc<dyn Cl
         let policy: Arc<dyn Policy> = match settings.rules {
             Some(rules_config) => {
                 let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let rules = Arc::new(Rules::build(rules_config, users, clock.clone(), last.as_deref())?);
+                let rules =
+                    Arc::new(Rules::build(rules_config, users, clock.clone(), last.as_deref(), database.as_ref())?);
                 lines.extend(policy_summary(rules.config(), Some(&rules)));
                 *last = Some(rules.clone());
                 rules

@@ -10,7 +10,7 @@ use smtp_core::Config as SessionConfig;
 use super::file::ConfigFile;
 use super::options::Options;
 use crate::mail_auth::MailAuthConfig;
-use crate::policy::{Domains, Networks, RulesConfig};
+use crate::policy::{Domains, GreylistingConfig, Networks, RulesConfig};
 use crate::server::ServerConfig;
 use crate::tls::TlsFiles;
 
@@ -190,6 +190,9 @@ impl Settings {
         {
             bail!(file.error("recipients", "needs mailboxes (the root of the per-user Maildirs)"));
         }
+        if let (Some(rules), Some(file)) = (&rules, file) {
+            shared_policy_state(rules, &storage, file)?;
+        }
         let mail_auth_keys = f.mail_auth.clone().unwrap_or_default();
         let enabled = !flags.no_mail_auth && !f.no_mail_auth && mail_auth_keys.enabled != Some(false);
         let dns_server = pick!(dns_server);
@@ -267,6 +270,30 @@ fn rules(file: &ConfigFile) -> Result<RulesConfig> {
     })
 }
 
+/// What a PostgreSQL `store` changes for the policy: `[rate_limits]
+/// shared` needs one (the counters live there), and `[greylisting]
+/// database`, a redb file, is refused with one (greylisting then keeps its
+/// state in the store, so that every host sees the same triplets; a file
+/// named but not used would mislead).
+fn shared_policy_state(rules: &RulesConfig, storage: &StoragePaths, file: &ConfigFile) -> Result<()> {
+    if rules.rate_limits.shared && storage.store.is_none() {
+        bail!(file.error(
+            "rate_limits.shared",
+            "needs a PostgreSQL store (store = \"postgres://...\"), where shared counters live"
+        ));
+    }
+    if storage.store.is_some()
+        && rules.greylisting.enabled
+        && rules.greylisting.database != GreylistingConfig::default().database
+    {
+        bail!(file.error(
+            "greylisting.database",
+            "not used with a PostgreSQL store, where greylisting keeps its state: remove the key"
+        ));
+    }
+    Ok(())
+}
+
 fn file_networks(file: Option<&ConfigFile>, list: &toml::Spanned<Vec<String>>, key: &str) -> Result<Networks> {
     Networks::parse(list.get_ref()).map_err(|e| match file {
         Some(file) => file.error_at(list.span(), key, format!("{e:#}")),
@@ -308,6 +335,28 @@ mod tests {
 
         let flags = Options { dns_server: Some("127.0.0.1:5353".parse().unwrap()), ..Options::default() };
         assert_eq!(resolve(&flags, Some(text)).unwrap().mail_auth.unwrap().dns_server, flags.dns_server);
+    }
+
+    #[test]
+    fn shared_rate_limits_need_a_postgres_store_and_greylisting_follows_it() {
+        let none = Options::default();
+        let store = "store = \"postgres://smtpcell@127.0.0.1/smtpcell\"\n";
+        let shared = "[rate_limits]\nshared = true\nclient_messages_per_minute = 5\n";
+        let err = resolve(&none, Some(shared)).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("smtpcell.toml: rate_limits.shared: needs a PostgreSQL store"),
+            "{err:#}"
+        );
+        let settings = resolve(&none, Some(&format!("{store}{shared}"))).unwrap();
+        assert!(settings.rules.unwrap().rate_limits.shared);
+
+        let greylisting = "[greylisting]\nenabled = true\n";
+        resolve(&none, Some(&format!("{store}{greylisting}"))).unwrap();
+        let file = format!("{store}{greylisting}database = \"/var/lib/smtpcell/greylist.redb\"\n");
+        let err = resolve(&none, Some(&file)).unwrap_err();
+        assert!(format!("{err:#}").contains("greylisting.database: not used with a PostgreSQL store"), "{err:#}");
+        // Without a store, the file is where the state goes.
+        resolve(&none, Some(&format!("{greylisting}database = \"/var/lib/smtpcell/greylist.redb\"\n"))).unwrap();
     }
 
     #[test]

@@ -15,8 +15,8 @@ use mail_auth::dmarc::Policy as DmarcPolicy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, DnsError, MessageAuthenticator, ReceivedSpf,
-    SpfOutput, SpfResult,
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, DnsError, MessageAuthenticator, Parameters,
+    ReceivedSpf, SpfOutput, SpfResult,
 };
 use moka::sync::Cache;
 use smtp_core::{Answer, Envelope, Reason, Refusal};
@@ -25,6 +25,7 @@ use tracing::info;
 use super::config::{Action, MailAuthConfig};
 use super::content::MessageContent;
 use super::resolver::resolver;
+use super::void_lookups::Recorder;
 use crate::policy::{Client, EndOfData, Networks};
 
 /// SPF results of MAILs remembered for their transaction's end of data.
@@ -106,20 +107,21 @@ impl MailAuth {
 
     /// The SPF results for a client and envelope sender, remembered so that
     /// the end of data reuses those of its MAIL. Each check is bounded by
-    /// the configured timeout (past it: `temperror`) and by mail-auth's
-    /// RFC 7208 section 4.6.4 limit of 10 DNS-querying terms.
+    /// the configured timeout (past it: `temperror`) and by RFC 7208
+    /// section 4.6.4's limits: mail-auth's of 10 DNS-querying terms, and
+    /// ours of 2 void lookups (`void_lookups`), both `permerror`.
     pub async fn spf(&self, ip: IpAddr, helo: &str, reverse_path: &str) -> Arc<SpfVerdict> {
         let key = SpfKey { ip, helo: helo.to_string(), reverse_path: reverse_path.to_string() };
         if let Some(verdict) = self.spf.get(&key) {
             return verdict;
         }
         let host = self.config.authserv_id.as_str();
-        let helo_check = self.bounded_spf(helo, SpfParameters::verify_ehlo(ip, helo, host)).await;
+        let helo_check = self.bounded_spf(ip, helo, SpfParameters::verify_ehlo(ip, helo, host)).await;
         let mail_from = if reverse_path.is_empty() {
             helo_check.clone()
         } else {
             let domain = reverse_path.rsplit_once('@').map_or(helo, |(_, domain)| domain);
-            self.bounded_spf(domain, SpfParameters::verify_mail_from(ip, helo, host, reverse_path)).await
+            self.bounded_spf(ip, domain, SpfParameters::verify_mail_from(ip, helo, host, reverse_path)).await
         };
         info!(client = %ip, helo = %helo_check.result(), mail_from = %mail_from.result(), domain = mail_from.domain(), "SPF");
         let verdict = Arc::new(SpfVerdict { helo: helo_check, mail_from });
@@ -127,11 +129,22 @@ impl MailAuth {
         verdict
     }
 
-    async fn bounded_spf(&self, domain: &str, params: SpfParameters<'_>) -> SpfOutput {
+    async fn bounded_spf(&self, ip: IpAddr, domain: &str, params: SpfParameters<'_>) -> SpfOutput {
         if !spf_checkable(domain) {
             return SpfOutput::new(domain.to_string()).with_result(SpfResult::None);
         }
-        match tokio::time::timeout(self.config.timeout, self.resolver.verify_spf(params)).await {
+        let recorder = Recorder::default();
+        let params = Parameters::new(params)
+            .with_txt_cache(&recorder)
+            .with_mx_cache(&recorder)
+            .with_ptr_cache(&recorder)
+            .with_ipv4_cache(&recorder)
+            .with_ipv6_cache(&recorder);
+        let checked = async {
+            let output = self.resolver.verify_spf(params).await;
+            recorder.limit(&self.resolver, ip, output).await
+        };
+        match tokio::time::timeout(self.config.timeout, checked).await {
             Ok(output) => output,
             Err(_) => SpfOutput::new(domain.to_string()).with_result(SpfResult::TempError),
         }

@@ -3,7 +3,8 @@
 //! Received-SPF, and refusals where the configuration says so. All of it
 //! through mail-auth (Stalwart's SPF/DKIM/DMARC/ARC library) and its
 //! hickory resolver, except the body hashes, computed as the content
-//! streams in (`body_hash`).
+//! streams in (`body_hash`), and SPF's void-lookup limit, counted around
+//! mail-auth's evaluation (`void_lookups`).
 
 mod authenticating;
 mod body_hash;
@@ -12,6 +13,7 @@ mod config;
 mod content;
 mod forged;
 mod resolver;
+mod void_lookups;
 
 pub use authenticating::Authenticating;
 pub use checks::{MailAuth, SpfVerdict};

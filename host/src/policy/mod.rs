@@ -9,6 +9,7 @@ mod client;
 mod client_network;
 mod clock;
 mod decide;
+mod due;
 pub mod greylist;
 mod networks;
 mod password_file;
@@ -24,6 +25,6 @@ pub use decide::{Admission, Decision, EndOfData, EndOfDataDecision, MessageCheck
 pub use greylist::{Greylist, GreylistingConfig};
 pub use networks::Networks;
 pub use password_file::PasswordFile;
-pub use rate_limits::{ConnectionSlot, Limited, RateLimits, RateLimitsConfig};
+pub use rate_limits::{CellRequest, ConnectionSlot, Limited, PostgresCells, RateLimits, RateLimitsConfig, Take};
 pub use recipients::{Domains, Lookup, RecipientTable};
 pub use rules::{Rules, RulesConfig};

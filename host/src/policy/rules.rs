@@ -37,8 +37,9 @@ use super::decide::{Admission, Decision, Policy, Turnaway};
 use super::greylist::{Greylist, GreylistingConfig, Verdict};
 use super::networks::Networks;
 use super::password_file::PasswordFile;
-use super::rate_limits::{RateLimits, RateLimitsConfig};
+use super::rate_limits::{PostgresCells, RateLimits, RateLimitsConfig};
 use super::recipients::{Domains, Lookup, RecipientTable};
+use crate::postgres::Database;
 use crate::spool::Destination;
 
 /// The policy keys of a configuration file, checked.
@@ -82,13 +83,17 @@ impl Rules {
     /// the greylisting database. `previous` is the policy in force, if any:
     /// its rate-limit counters and its greylisting database are kept when
     /// their configuration did not change (a reload must not forgive every
-    /// client its rate, and the database is open only once). Errors name
-    /// the file at fault.
+    /// client its rate, and the database is open only once). `shared` is
+    /// the PostgreSQL database the server stores its mail in, if it does:
+    /// greylisting then keeps its state there, and `rate_limits.shared`
+    /// counts there (the same for the life of the process: `store` takes
+    /// effect at a restart). Errors name the file at fault.
     pub fn build(
         config: RulesConfig,
         users: Option<Arc<PasswordFile>>,
         clock: Arc<dyn Clock>,
         previous: Option<&Rules>,
+        shared: Option<&Database>,
     ) -> Result<Rules> {
         let table = match &config.recipients {
             Some(path) => Some(
@@ -99,17 +104,28 @@ impl Rules {
         };
         let rate_limits = match previous.and_then(|p| p.rate_limits.clone()) {
             Some(kept) if previous.is_some_and(|p| p.config.rate_limits == config.rate_limits) => Some(kept),
-            _ if config.rate_limits.any() => Some(Arc::new(RateLimits::new(&config.rate_limits, clock.clone()))),
+            _ if config.rate_limits.any() => {
+                let cells = shared.map(|database| PostgresCells::new(database.clone()));
+                Some(Arc::new(RateLimits::new(&config.rate_limits, clock.clone(), cells)))
+            }
             _ => None,
         };
         let greylist = match previous.and_then(|p| p.greylist.clone()) {
             Some(kept) if previous.is_some_and(|p| p.config.greylisting == config.greylisting) => Some(kept),
             // The database file is locked while open: keep it, with the new timings.
             Some(open) if config.greylisting.enabled => Some(Arc::new(open.reconfigured(&config.greylisting)?)),
-            _ if config.greylisting.enabled => Some(Arc::new(Greylist::open(&config.greylisting, clock)?)),
+            _ if config.greylisting.enabled => Some(Arc::new(match shared {
+                Some(database) => Greylist::in_postgres(&config.greylisting, database.clone(), clock)?,
+                None => Greylist::open(&config.greylisting, clock)?,
+            })),
             _ => None,
         };
         Ok(Rules { config, table, users, rate_limits, greylist })
+    }
+
+    /// The greylist, when greylisting is on.
+    pub fn greylist(&self) -> Option<&Greylist> {
+        self.greylist.as_deref()
     }
 
     /// How many entries the recipients table has (0 without one).
@@ -184,14 +200,17 @@ impl Policy for Rules {
     }
 
     fn mail<'a>(&'a self, client: &'a Client, mail: &'a MailRequest) -> Decision<'a> {
-        let answer = match &self.rate_limits {
-            Some(limits) => match limits.message(client.ip, client.authenticated.as_deref(), &mail.reverse_path) {
-                Ok(()) => Answer::ACCEPT,
-                Err(limit) => limited(client, "mail", limit.name()),
-            },
-            None => Answer::ACCEPT,
-        };
-        Box::pin(std::future::ready(answer))
+        Box::pin(async move {
+            match &self.rate_limits {
+                Some(limits) => {
+                    match limits.message(client.ip, client.authenticated.as_deref(), &mail.reverse_path).await {
+                        Ok(()) => Answer::ACCEPT,
+                        Err(limit) => limited(client, "mail", limit.name()),
+                    }
+                }
+                None => Answer::ACCEPT,
+            }
+        })
     }
 
     fn rcpt<'a>(&'a self, client: &'a Client, rcpt: &'a RcptRequest) -> Decision<'a> {
@@ -222,7 +241,7 @@ impl Policy for Rules {
                 }
             }
             if let Some(limits) = &self.rate_limits
-                && let Err(limit) = limits.recipient(client.ip)
+                && let Err(limit) = limits.recipient(client.ip).await
             {
                 return limited(client, "rcpt", limit.name());
             }
@@ -252,14 +271,14 @@ impl Policy for Rules {
                 return refuse(Reason::AuthFailed, true, false);
             };
             if let Some(limits) = &self.rate_limits
-                && !limits.auth_allowed(client.ip)
+                && !limits.auth_allowed(client.ip).await
             {
                 report_limit(client, "auth", "auth_failures_per_hour");
                 return refuse(Reason::AuthFailed, false, true);
             }
             let answer = users.auth(client, credentials).await;
             if let (Answer::Refuse(_), Some(limits)) = (&answer, &self.rate_limits) {
-                limits.auth_failed(client.ip);
+                limits.auth_failed(client.ip).await;
             }
             answer
         })

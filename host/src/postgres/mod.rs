@@ -65,8 +65,11 @@ impl Database {
     /// Errors: a string tokio-postgres cannot parse, one that names no host.
     pub fn open(url: &str) -> Result<Database> {
         let target = Target::parse(url)?;
-        let manager =
-            Manager::from_config(target.config().clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            target.config().clone(),
+            NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let connect = target.connect_timeout();
         let pool = Pool::builder(manager)
             .max_size(Self::MAX_CONNECTIONS)
@@ -90,8 +93,12 @@ impl Database {
     /// refused credentials), or the migrations failed; the next call tries
     /// again. The error names the redacted target.
     pub async fn client(&self) -> Result<Client> {
-        let mut client =
-            self.inner.pool.get().await.with_context(|| format!("connecting to PostgreSQL at {}", self.inner.target))?;
+        let mut client = self
+            .inner
+            .pool
+            .get()
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {}", self.inner.target))?;
         self.inner
             .migrated
             .get_or_try_init(|| async {

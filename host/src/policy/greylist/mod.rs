@@ -5,16 +5,19 @@
 //! `min_delay_secs` and before `expiry_secs` passes, and the triplet then
 //! passes for `pass_secs`, renewed as its mail keeps passing.
 //!
-//! The state is in a [`GreylistStore`] (redb by default) and survives a
-//! restart. Expired records are swept by the first check an hour after
-//! the last sweep (and the first check after start), in that check's
-//! blocking task: no timer to spawn, and one RCPT an hour waits for the
-//! scan. Wall-clock time is read only through the injected [`Clock`].
+//! The state is in a [`GreylistStore`] and survives a restart: a redb file
+//! by default, the PostgreSQL database when the server stores its mail
+//! there (`store = "postgres://..."`), so that every host sharing the
+//! database sees the same triplets. Expired records are swept by the
+//! first check an hour after the last sweep (and the first check after
+//! start), in that check's blocking task: no timer to spawn, and one RCPT
+//! an hour waits for the scan. Wall-clock time is read only through the injected [`Clock`].
 //! A passed triplet is also kept in memory ([`passes`]), so that a known
 //! sender's mail does not wait on the store.
 
 mod config;
 mod passes;
+mod postgres_store;
 mod redb_store;
 mod store;
 #[cfg(test)]
@@ -23,18 +26,21 @@ mod tests;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
 use anyhow::Result;
 use tracing::{debug, warn};
 
 pub use config::GreylistingConfig;
+pub use postgres_store::PostgresStore;
 pub use redb_store::RedbStore;
 pub use store::{GreylistStore, Record, Triplet};
 
 use crate::policy::client_network::NetworkPrefixes;
 use crate::policy::clock::Clock;
+use crate::policy::due::take_due;
+use crate::postgres::Database;
 use passes::Passes;
 
 /// How often expired records are swept, in seconds.
@@ -96,25 +102,17 @@ struct Upkeep {
     next_warning: AtomicU64,
 }
 
-impl Upkeep {
-    /// Whether `due` has come at `now`; if so, moves it `interval` on, so
-    /// that only one caller gets true.
-    fn take(due: &AtomicU64, now: u64, interval: u64) -> bool {
-        let next = due.load(Ordering::Relaxed);
-        now >= next
-            && due.compare_exchange(next, now.saturating_add(interval), Ordering::Relaxed, Ordering::Relaxed).is_ok()
-    }
-}
-
 /// Greylisting over one store; shared by every connection (`Arc`).
 pub struct Greylist {
     store: Arc<dyn GreylistStore>,
     clock: Arc<dyn Clock>,
     timings: Timings,
     prefixes: NetworkPrefixes,
-    /// The configured database, for logs and to know whether a new
-    /// configuration can keep the open store.
-    database: PathBuf,
+    /// Where the state is, for logs.
+    location: String,
+    /// The redb file, if the store is one: a new configuration naming
+    /// another opens that instead.
+    file: Option<PathBuf>,
     upkeep: Arc<Upkeep>,
     /// The store's passes, in memory (shared like the store).
     passes: Arc<Passes>,
@@ -128,7 +126,20 @@ impl Greylist {
     pub fn open(config: &GreylistingConfig, clock: Arc<dyn Clock>) -> Result<Greylist> {
         config.validate()?;
         let store = RedbStore::open(&config.database)?;
-        Greylist::with_store(config, Arc::new(store), clock)
+        let mut greylist = Greylist::with_store(config, Arc::new(store), clock)?;
+        greylist.file = Some(config.database.clone());
+        Ok(greylist)
+    }
+
+    /// Greylisting timed by `config` with its state in `database` (whose
+    /// `greylist_triplets` table every host using it shares); `database`
+    /// in `config` is not used. No I/O: a database that is down is found
+    /// by the checks, which then pass mail (see [`Greylist::check`]).
+    pub fn in_postgres(config: &GreylistingConfig, database: Database, clock: Arc<dyn Clock>) -> Result<Greylist> {
+        let location = format!("PostgreSQL {database}");
+        let mut greylist = Greylist::with_store(config, Arc::new(PostgresStore::new(database)), clock)?;
+        greylist.location = location;
+        Ok(greylist)
     }
 
     /// Greylisting over `store` (any [`GreylistStore`]), timed by `config`,
@@ -144,24 +155,34 @@ impl Greylist {
             clock,
             timings: Timings { min_delay: config.min_delay_secs, expiry: config.expiry_secs, pass: config.pass_secs },
             prefixes: config.prefixes(),
-            database: config.database.clone(),
+            location: config.database.display().to_string(),
+            file: None,
             upkeep: Arc::default(),
             passes: Arc::default(),
         })
     }
 
     /// The greylist a reloaded `config` asks for: the same store, with the
-    /// new timings and prefixes, when `database` names the same path (as
-    /// written), else [`Greylist::open`] of the new one. Both may serve at
-    /// once (connections in progress keep the old).
+    /// new timings and prefixes, unless the store is a redb file and
+    /// `database` names another path (as written): then
+    /// [`Greylist::open`] of the new one. Both may serve at once
+    /// (connections in progress keep the old).
     pub fn reconfigured(&self, config: &GreylistingConfig) -> Result<Greylist> {
-        if config.database != self.database {
+        if self.file.as_ref().is_some_and(|file| *file != config.database) {
             return Greylist::open(config, Arc::clone(&self.clock));
         }
         let mut greylist = Greylist::with_store(config, Arc::clone(&self.store), Arc::clone(&self.clock))?;
+        greylist.location = self.location.clone();
+        greylist.file = self.file.clone();
         greylist.upkeep = Arc::clone(&self.upkeep);
         greylist.passes = Arc::clone(&self.passes);
         Ok(greylist)
+    }
+
+    /// Where the state is: the redb file's path, or `PostgreSQL` and the
+    /// database's URL without its password.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// Greylists one RCPT from `ip`: `reverse_path` without angle brackets
@@ -176,7 +197,7 @@ impl Greylist {
             forward_path: recipient.to_lowercase(),
         };
         let now = self.clock.now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let sweep = Upkeep::take(&self.upkeep.next_sweep, now, SWEEP_INTERVAL_SECS);
+        let sweep = take_due(&self.upkeep.next_sweep, now, SWEEP_INTERVAL_SECS);
         // A known pass that needs no renewal is answered from memory.
         if !sweep
             && let Some(record) = self.passes.get(&triplet)
@@ -212,9 +233,9 @@ impl Greylist {
     }
 
     fn warn(&self, now: u64, err: &anyhow::Error) {
-        if Upkeep::take(&self.upkeep.next_warning, now, WARNING_INTERVAL_SECS) {
+        if take_due(&self.upkeep.next_warning, now, WARNING_INTERVAL_SECS) {
             warn!(
-                database = %self.database.display(),
+                database = %self.location,
                 err = format!("{err:#}"),
                 "greylisting failed: mail passes ungreylisted until it works again"
             );

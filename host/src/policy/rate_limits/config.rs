@@ -19,6 +19,11 @@ pub struct RateLimitsConfig {
     pub ipv4_prefix: Ipv4Prefix,
     /// Bits of an IPv6 client's address naming its network (64).
     pub ipv6_prefix: Ipv6Prefix,
+    /// Whether the per-minute and per-hour limits on messages, recipients
+    /// and failed AUTH are counted in the PostgreSQL store, shared by every
+    /// host that uses it (false: each host counts its own). Valid only
+    /// with `store` a PostgreSQL URL. Connection limits stay per host.
+    pub shared: bool,
     /// Networks (CIDR, or single addresses) that no limit applies to and
     /// that are not counted.
     #[serde(deserialize_with = "networks")]
@@ -59,6 +64,7 @@ impl RateLimitsConfig {
         let RateLimitsConfig {
             ipv4_prefix: _,
             ipv6_prefix: _,
+            shared: _,
             exempt_networks: _,
             client_connections_per_minute,
             network_connections_per_minute,

@@ -18,6 +18,8 @@
 mod concurrency;
 mod config;
 mod keyed;
+mod postgres_cells;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -28,12 +30,14 @@ use ipnet::IpNet;
 
 pub use concurrency::ConnectionSlot;
 pub use config::RateLimitsConfig;
+pub use postgres_cells::{CellRequest, PostgresCells, Take};
 
 use crate::policy::Networks;
 use crate::policy::client_network::NetworkPrefixes;
 use crate::policy::clock::Clock;
 use concurrency::Concurrency;
 use keyed::{GovernorClock, KeyedLimit, allows, count};
+use shared::SharedLimits;
 
 /// Which limit refused: [`Limited::name`] names it for logs,
 /// [`Limited::reason`] says it to the client.
@@ -130,12 +134,37 @@ pub struct RateLimits {
     /// count, which must not copy the string.
     user_messages: Option<KeyedLimit<Arc<str>>>,
     sender_messages: Option<KeyedLimit<Arc<str>>>,
+    /// With `shared = true`: the limits on messages, recipients and failed
+    /// AUTH, counted in PostgreSQL (the in-memory ones above are then off).
+    shared: Option<SharedLimits>,
 }
 
 impl RateLimits {
     /// The limits `config` sets, with empty counts, reading time from
-    /// `clock`. Cannot fail: the config's types hold only valid values.
-    pub fn new(config: &RateLimitsConfig, clock: Arc<dyn Clock>) -> RateLimits {
+    /// `clock`. With `config.shared` and `cells`, the limits on messages,
+    /// recipients and failed AUTH are counted in `cells`; without `cells`
+    /// (the settings refuse `shared` without a PostgreSQL store) every
+    /// limit is counted here. Cannot fail: the config's types hold only
+    /// valid values.
+    pub fn new(config: &RateLimitsConfig, clock: Arc<dyn Clock>, cells: Option<PostgresCells>) -> RateLimits {
+        let shared = cells.filter(|_| config.shared).map(|cells| SharedLimits::new(config, cells, clock.clone()));
+        let local = RateLimits::local(config, clock);
+        match shared {
+            Some(shared) => RateLimits {
+                messages: PerClient { client: None, network: None },
+                recipients: PerClient { client: None, network: None },
+                auth_failures: PerClient { client: None, network: None },
+                user_messages: None,
+                sender_messages: None,
+                shared: Some(shared),
+                ..local
+            },
+            None => local,
+        }
+    }
+
+    /// Every limit `config` sets, counted in memory.
+    fn local(config: &RateLimitsConfig, clock: Arc<dyn Clock>) -> RateLimits {
         let clock = &GovernorClock(clock);
         let c = config;
         RateLimits {
@@ -188,13 +217,18 @@ impl RateLimits {
             },
             user_messages: KeyedLimit::per_hour(c.user_messages_per_hour, clock, Limited::UserMessagesPerHour),
             sender_messages: KeyedLimit::per_hour(c.sender_messages_per_hour, clock, Limited::SenderMessagesPerHour),
+            shared: None,
         }
     }
 
     /// Whether any limit counts messages (so MAIL must be asked).
     pub fn counts_messages(&self) -> bool {
         let m = &self.messages;
-        m.client.is_some() || m.network.is_some() || self.user_messages.is_some() || self.sender_messages.is_some()
+        m.client.is_some()
+            || m.network.is_some()
+            || self.user_messages.is_some()
+            || self.sender_messages.is_some()
+            || self.shared.as_ref().is_some_and(SharedLimits::counts_messages)
     }
 
     /// The client's keys, or `None` when it is exempt.
@@ -226,8 +260,11 @@ impl RateLimits {
     /// empty for the null path, which the per-sender limit exempts:
     /// bounces must get through). Counts one message against each limit
     /// that applies, or refuses (451 4.7.1) and counts nothing.
-    pub fn message(&self, ip: IpAddr, authenticated: Option<&str>, reverse_path: &str) -> Result<(), Limited> {
+    pub async fn message(&self, ip: IpAddr, authenticated: Option<&str>, reverse_path: &str) -> Result<(), Limited> {
         let Some(key) = self.key(ip) else { return Ok(()) };
+        if let Some(shared) = &self.shared {
+            return shared.message(&key, authenticated, reverse_path).await;
+        }
         let user = self.user_messages.as_ref().zip(authenticated).map(|(limit, user)| (limit, Arc::from(user)));
         let sender = self
             .sender_messages
@@ -247,17 +284,22 @@ impl RateLimits {
 
     /// A RCPT command from `ip`: counts one recipient, or refuses (451
     /// 4.7.1) and counts nothing.
-    pub fn recipient(&self, ip: IpAddr) -> Result<(), Limited> {
+    pub async fn recipient(&self, ip: IpAddr) -> Result<(), Limited> {
         let Some(key) = self.key(ip) else { return Ok(()) };
+        if let Some(shared) = &self.shared {
+            return shared.recipient(&key).await;
+        }
         self.recipients.allows(&key)?;
         self.recipients.count(&key);
         Ok(())
     }
 
     /// Records a failed AUTH from `ip` (RFC 4954 535 5.7.8).
-    pub fn auth_failed(&self, ip: IpAddr) {
-        if let Some(key) = self.key(ip) {
-            self.auth_failures.count(&key);
+    pub async fn auth_failed(&self, ip: IpAddr) {
+        match (self.key(ip), &self.shared) {
+            (Some(key), Some(shared)) => shared.auth_failed(&key).await,
+            (Some(key), None) => self.auth_failures.count(&key),
+            (None, _) => {}
         }
     }
 
@@ -266,7 +308,11 @@ impl RateLimits {
     /// one more failure in. Counts nothing; the host then refuses AUTH
     /// without checking the password, so a password guesser learns
     /// nothing more.
-    pub fn auth_allowed(&self, ip: IpAddr) -> bool {
-        self.key(ip).is_none_or(|key| self.auth_failures.allows(&key).is_ok())
+    pub async fn auth_allowed(&self, ip: IpAddr) -> bool {
+        match (self.key(ip), &self.shared) {
+            (Some(key), Some(shared)) => shared.auth_allowed(&key).await,
+            (Some(key), None) => self.auth_failures.allows(&key).is_ok(),
+            (None, _) => true,
+        }
     }
 }

@@ -18,7 +18,17 @@ fn config(toml_text: &str) -> RateLimitsConfig {
 
 fn limits(toml_text: &str) -> (RateLimits, Arc<FakeClock>) {
     let clock = Arc::new(FakeClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
-    (RateLimits::new(&config(toml_text), clock.clone()), clock)
+    (RateLimits::new(&config(toml_text), clock.clone(), None), clock)
+}
+
+/// The outcome of a local limit's request, which never waits: the async
+/// methods wait only on a shared limit's database.
+fn done<T>(request: impl Future<Output = T>) -> T {
+    let mut request = std::pin::pin!(request);
+    match request.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(outcome) => outcome,
+        std::task::Poll::Pending => panic!("a local rate limit waited"),
+    }
 }
 
 fn ip(text: &str) -> IpAddr {
@@ -68,11 +78,11 @@ fn unconfigured_limits_refuse_nothing() {
     let (limits, _clock) = limits("");
     for _ in 0..1000 {
         drop(limits.admit(ip("192.0.2.1")).unwrap());
-        limits.message(ip("192.0.2.1"), Some("alice"), "a@example.org").unwrap();
-        limits.recipient(ip("192.0.2.1")).unwrap();
-        limits.auth_failed(ip("192.0.2.1"));
+        done(limits.message(ip("192.0.2.1"), Some("alice"), "a@example.org")).unwrap();
+        done(limits.recipient(ip("192.0.2.1"))).unwrap();
+        done(limits.auth_failed(ip("192.0.2.1")));
     }
-    assert!(limits.auth_allowed(ip("192.0.2.1")));
+    assert!(done(limits.auth_allowed(ip("192.0.2.1"))));
     assert!(limits.concurrency.is_none());
 }
 
@@ -93,7 +103,7 @@ fn connections_per_minute_refuse_past_the_count_and_come_back_after_a_minute() {
 #[test]
 fn addresses_of_one_network_share_its_limit_and_other_networks_do_not() {
     let (limits, clock) = limits("network_messages_per_minute = 4\nclient_messages_per_minute = 3");
-    let send = |from: &str| limits.message(ip(from), None, "a@example.org");
+    let send = |from: &str| done(limits.message(ip(from), None, "a@example.org"));
     for _ in 0..3 {
         send("192.0.2.1").unwrap();
     }
@@ -116,25 +126,25 @@ fn addresses_of_one_network_share_its_limit_and_other_networks_do_not() {
 fn a_refused_request_counts_against_no_limit() {
     let (limits, _clock) = limits("client_recipients_per_minute = 2\nnetwork_recipients_per_minute = 4");
     for _ in 0..2 {
-        limits.recipient(ip("192.0.2.1")).unwrap();
+        done(limits.recipient(ip("192.0.2.1"))).unwrap();
     }
     // The client goes on past its limit: its network's count stays at 2.
     for _ in 0..50 {
-        assert_eq!(limits.recipient(ip("192.0.2.1")), Err(Limited::ClientRecipientsPerMinute));
+        assert_eq!(done(limits.recipient(ip("192.0.2.1"))), Err(Limited::ClientRecipientsPerMinute));
     }
-    limits.recipient(ip("192.0.2.2")).unwrap();
-    limits.recipient(ip("192.0.2.2")).unwrap();
-    assert_eq!(limits.recipient(ip("192.0.2.3")), Err(Limited::NetworkRecipientsPerMinute));
+    done(limits.recipient(ip("192.0.2.2"))).unwrap();
+    done(limits.recipient(ip("192.0.2.2"))).unwrap();
+    assert_eq!(done(limits.recipient(ip("192.0.2.3"))), Err(Limited::NetworkRecipientsPerMinute));
 }
 
 #[test]
 fn recipients_per_minute_refuse_past_the_count_and_come_back() {
     let (limits, clock) = limits("client_recipients_per_minute = 100");
-    assert_eq!(passes(|| limits.recipient(ip("192.0.2.1")), Limited::ClientRecipientsPerMinute), 100);
+    assert_eq!(passes(|| done(limits.recipient(ip("192.0.2.1"))), Limited::ClientRecipientsPerMinute), 100);
     clock.advance(MINUTE - Duration::from_secs(1));
-    assert_eq!(passes(|| limits.recipient(ip("192.0.2.1")), Limited::ClientRecipientsPerMinute), 98);
+    assert_eq!(passes(|| done(limits.recipient(ip("192.0.2.1"))), Limited::ClientRecipientsPerMinute), 98);
     clock.advance(MINUTE);
-    assert_eq!(passes(|| limits.recipient(ip("192.0.2.1")), Limited::ClientRecipientsPerMinute), 100);
+    assert_eq!(passes(|| done(limits.recipient(ip("192.0.2.1"))), Limited::ClientRecipientsPerMinute), 100);
 }
 
 #[test]
@@ -142,55 +152,61 @@ fn failed_auth_per_hour_closes_auth_until_the_window_lets_one_more_in() {
     let (limits, clock) = limits("client_auth_failures_per_hour = 3\nnetwork_auth_failures_per_hour = 5");
     let client = ip("192.0.2.1");
     for _ in 0..3 {
-        assert!(limits.auth_allowed(client));
-        limits.auth_failed(client);
+        assert!(done(limits.auth_allowed(client)));
+        done(limits.auth_failed(client));
     }
     // Asking does not count: still refused, and its neighbours are not.
     for _ in 0..10 {
-        assert!(!limits.auth_allowed(client));
+        assert!(!done(limits.auth_allowed(client)));
     }
-    assert!(limits.auth_allowed(ip("192.0.2.2")));
-    limits.auth_failed(ip("192.0.2.2"));
-    limits.auth_failed(ip("192.0.2.2"));
+    assert!(done(limits.auth_allowed(ip("192.0.2.2"))));
+    done(limits.auth_failed(ip("192.0.2.2")));
+    done(limits.auth_failed(ip("192.0.2.2")));
     // The network has had its 5: a third address of it is refused.
-    assert!(!limits.auth_allowed(ip("192.0.2.3")));
-    assert!(limits.auth_allowed(ip("192.0.3.3")));
+    assert!(!done(limits.auth_allowed(ip("192.0.2.3"))));
+    assert!(done(limits.auth_allowed(ip("192.0.3.3"))));
     // One failure back each third of an hour for the client (each fifth
     // for the network).
     clock.advance(HOUR / 3 - Duration::from_secs(1));
-    assert!(!limits.auth_allowed(client));
+    assert!(!done(limits.auth_allowed(client)));
     clock.advance(Duration::from_secs(1));
-    assert!(limits.auth_allowed(client));
-    limits.auth_failed(client);
-    assert!(!limits.auth_allowed(client));
+    assert!(done(limits.auth_allowed(client)));
+    done(limits.auth_failed(client));
+    assert!(!done(limits.auth_allowed(client)));
     clock.advance(HOUR);
-    assert!(limits.auth_allowed(client));
+    assert!(done(limits.auth_allowed(client)));
 }
 
 #[test]
 fn messages_per_hour_count_per_user_and_per_reverse_path_and_bounces_pass() {
     let (limits, clock) = limits("user_messages_per_hour = 2\nsender_messages_per_hour = 3");
     // One user from any address.
-    limits.message(ip("192.0.2.1"), Some("alice"), "").unwrap();
-    limits.message(ip("198.51.100.1"), Some("alice"), "").unwrap();
-    assert_eq!(limits.message(ip("203.0.113.1"), Some("alice"), ""), Err(Limited::UserMessagesPerHour));
-    limits.message(ip("192.0.2.1"), Some("bob"), "").unwrap();
+    done(limits.message(ip("192.0.2.1"), Some("alice"), "")).unwrap();
+    done(limits.message(ip("198.51.100.1"), Some("alice"), "")).unwrap();
+    assert_eq!(done(limits.message(ip("203.0.113.1"), Some("alice"), "")), Err(Limited::UserMessagesPerHour));
+    done(limits.message(ip("192.0.2.1"), Some("bob"), "")).unwrap();
     // One reverse-path, in any case, from anyone.
-    limits.message(ip("192.0.2.1"), None, "Carol@Example.org").unwrap();
-    limits.message(ip("198.51.100.1"), None, "carol@example.org").unwrap();
-    limits.message(ip("203.0.113.1"), Some("bob"), "CAROL@EXAMPLE.ORG").unwrap();
-    assert_eq!(limits.message(ip("192.0.2.9"), None, "carol@example.org"), Err(Limited::SenderMessagesPerHour));
+    done(limits.message(ip("192.0.2.1"), None, "Carol@Example.org")).unwrap();
+    done(limits.message(ip("198.51.100.1"), None, "carol@example.org")).unwrap();
+    done(limits.message(ip("203.0.113.1"), Some("bob"), "CAROL@EXAMPLE.ORG")).unwrap();
+    assert_eq!(done(limits.message(ip("192.0.2.9"), None, "carol@example.org")), Err(Limited::SenderMessagesPerHour));
     // Refused by the sender limit: dan's message was not counted.
-    assert_eq!(limits.message(ip("192.0.2.9"), Some("dan"), "carol@example.org"), Err(Limited::SenderMessagesPerHour));
-    limits.message(ip("192.0.2.9"), Some("dan"), "dave@example.org").unwrap();
-    limits.message(ip("192.0.2.9"), Some("dan"), "erin@example.org").unwrap();
-    assert_eq!(limits.message(ip("192.0.2.9"), Some("dan"), "frank@example.org"), Err(Limited::UserMessagesPerHour));
+    assert_eq!(
+        done(limits.message(ip("192.0.2.9"), Some("dan"), "carol@example.org")),
+        Err(Limited::SenderMessagesPerHour)
+    );
+    done(limits.message(ip("192.0.2.9"), Some("dan"), "dave@example.org")).unwrap();
+    done(limits.message(ip("192.0.2.9"), Some("dan"), "erin@example.org")).unwrap();
+    assert_eq!(
+        done(limits.message(ip("192.0.2.9"), Some("dan"), "frank@example.org")),
+        Err(Limited::UserMessagesPerHour)
+    );
     // The null reverse-path has no sender limit.
     for _ in 0..100 {
-        limits.message(ip("192.0.2.1"), None, "").unwrap();
+        done(limits.message(ip("192.0.2.1"), None, "")).unwrap();
     }
     clock.advance(HOUR);
-    limits.message(ip("192.0.2.1"), Some("alice"), "carol@example.org").unwrap();
+    done(limits.message(ip("192.0.2.1"), Some("alice"), "carol@example.org")).unwrap();
 }
 
 #[test]
@@ -215,10 +231,10 @@ fn exempt_networks_pass_every_limit_and_are_not_counted() {
     for exempt in [ip("192.0.2.1"), ip("::ffff:192.0.2.1"), ip("::1")] {
         for _ in 0..10 {
             slots.push(limits.admit(exempt).unwrap());
-            limits.message(exempt, Some("alice"), "a@example.org").unwrap();
-            limits.recipient(exempt).unwrap();
-            limits.auth_failed(exempt);
-            assert!(limits.auth_allowed(exempt));
+            done(limits.message(exempt, Some("alice"), "a@example.org")).unwrap();
+            done(limits.recipient(exempt)).unwrap();
+            done(limits.auth_failed(exempt));
+            assert!(done(limits.auth_allowed(exempt)));
         }
     }
     assert_eq!(limits.concurrency.as_ref().unwrap().keys(), (0, 0));
@@ -227,8 +243,8 @@ fn exempt_networks_pass_every_limit_and_are_not_counted() {
     let other = ip("198.51.100.1");
     let _slot = limits.admit(other).unwrap();
     assert_eq!(limits.admit(other).map(drop), Err(Limited::ClientConcurrentConnections));
-    limits.message(other, Some("alice"), "a@example.org").unwrap();
-    assert_eq!(limits.message(other, None, "b@example.org"), Err(Limited::ClientMessagesPerMinute));
+    done(limits.message(other, Some("alice"), "a@example.org")).unwrap();
+    assert_eq!(done(limits.message(other, None, "b@example.org")), Err(Limited::ClientMessagesPerMinute));
 }
 
 #[test]

@@ -9,8 +9,8 @@
 //! batch tries again on a fresh connection.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -34,18 +34,29 @@ pub(super) struct Job {
 #[derive(Clone)]
 pub(super) struct Committer {
     jobs: mpsc::UnboundedSender<Job>,
+    /// What the task takes once it runs: spawned by the first message, on
+    /// the runtime that commits it, so that a spool can be opened before
+    /// any runtime is (as `smtpcell serve` and the tests open spools).
+    idle: Arc<Mutex<Option<Idle>>>,
 }
 
+/// The commit task's inputs before it starts.
+type Idle = (Database, mpsc::UnboundedReceiver<Job>);
+
 impl Committer {
-    /// Starts the commit task on the current Tokio runtime.
-    pub fn start(database: Database) -> Committer {
+    /// The committer of `database`; its task starts with the first message.
+    pub fn new(database: Database) -> Committer {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(database, queue));
-        Committer { jobs }
+        Committer { jobs, idle: Arc::new(Mutex::new(Some((database, queue)))) }
     }
 
-    /// Queues a message; the answer says whether it is stored.
+    /// Queues a message; the answer says whether it is stored. Must be
+    /// called within a Tokio runtime (the first call starts the task there).
     pub fn submit(&self, job: Job) {
+        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some((database, queue)) = idle {
+            tokio::spawn(run(database, queue));
+        }
         if let Err(mpsc::error::SendError(job)) = self.jobs.send(job) {
             let _ = job.done.send(Err(io::Error::other("the PostgreSQL commit task has stopped")));
         }
@@ -111,9 +122,8 @@ async fn store(database: &Database, batch: &[Job]) -> anyhow::Result<Vec<bool>> 
     // stored or the connection's 451 raced it (the same window the
     // Maildir's rename has).
     let stored: Vec<bool> = batch.iter().map(|job| !job.is_cancelled()).collect();
-    let (keep, drop): (Vec<(i64, bool)>, Vec<(i64, bool)>) = ids.iter().copied().zip(stored.iter().copied()).partition(|&(_, s)| s);
-    let keep: Vec<i64> = keep.into_iter().map(|(id, _)| id).collect();
-    let drop: Vec<i64> = drop.into_iter().map(|(id, _)| id).collect();
+    let keep: Vec<i64> = ids.iter().zip(&stored).filter(|&(_, &s)| s).map(|(&id, _)| id).collect();
+    let drop: Vec<i64> = ids.iter().zip(&stored).filter(|&(_, &s)| !s).map(|(&id, _)| id).collect();
     if !drop.is_empty() {
         tx.execute(DELETE, &[&drop]).await.context("removing cancelled messages")?;
     }

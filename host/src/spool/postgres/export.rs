@@ -90,7 +90,8 @@ fn names_in(root: &Path) -> io::Result<HashSet<String>> {
 /// Writes `parts` into tmp/`name`, fsyncs it and renames it into new/.
 fn write_durably(dirs: &MaildirDirs, name: &str, parts: &[&[u8]]) -> io::Result<()> {
     let tmp = dirs.tmp.join(name);
-    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(|e| at(&tmp, e))?;
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(|e| at(&tmp, e))?;
     for part in parts {
         file.write_all(part).map_err(|e| at(&tmp, e))?;
     }

@@ -49,11 +49,11 @@ pub struct PostgresSpool {
 impl PostgresSpool {
     /// A spool storing into `database`, spilling large content into
     /// unnamed files in `spill_dir` (`O_TMPFILE`: gone when closed, whatever
-    /// ends the process). Starts the group-commit task, so it must be
-    /// called within a Tokio runtime. No I/O: the database is first used
-    /// by the first message's commit.
+    /// ends the process). No I/O: the database is first used by the first
+    /// message's commit, which also starts the group-commit task on its
+    /// runtime.
     pub fn open(database: Database, spill_dir: PathBuf) -> PostgresSpool {
-        PostgresSpool { committer: Committer::start(database), ids: QueueIds::new(), spill_dir }
+        PostgresSpool { committer: Committer::new(database), ids: QueueIds::new(), spill_dir }
     }
 }
 
