@@ -17,12 +17,25 @@ For every (target, workload): a fresh server process on a fresh Maildir, a
   cpu/1k  server CPU seconds (utime+stime of /proc/PID/stat) per 1,000 messages
   hwm     server peak RSS (VmHWM of /proc/PID/status), MiB
   x sink  the ratio to smtp-sink in the same run
-  stored  smtpcell only: files in new/ == acknowledged (checked, not assumed)
+  stored  smtpcell only: files in new/ (Maildir), or rows of smtpcell_message
+          (PostgreSQL) == acknowledged (checked, not assumed)
+  pg cpu/1k  PostgreSQL only: the cluster's CPU seconds (postmaster and all its
+          processes, exited ones included) per 1,000 messages
+
+Stores (--store maildir,postgres) and hosts (--hosts 1,2): every `smtpcell`
+target runs once per store and host count. `postgres` starts its own cluster
+(Debian's PostgreSQL: initdb into $BENCH_WORK/pg, loopback, fsync and
+synchronous_commit on, as the postgres user when run as root), fresh per run.
+With 2 hosts, two smtpcell processes on two ports share the store's cluster
+(Maildir: each its own Maildir) and two smtp-source processes run at once,
+each with half the sessions and half the messages; msg/s is all their
+acknowledgements over the longer of the two, CPU is both servers'.
 
 Idle run (--idle N,N...): N connections opened, each reads the banner, sends
 EHLO, reads the reply, and is held; then the server's VmRSS is read.
 
-Usage: bench/load.py [--workloads a,b,c] [--scale F] [--idle 1000,10000] [--no-load]
+Usage: bench/load.py [--workloads a,b,c] [--store maildir,postgres] [--hosts 1,2] [--scale F]
+                    [--idle 1000,10000] [--no-load]
 Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default /tmp/smtpcell-bench).
 """
 
@@ -40,6 +53,8 @@ import socket
 import subprocess
 import sys
 import time
+
+import pgcluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.environ.get("BENCH_WORK", "/tmp/smtpcell-bench")
@@ -154,6 +169,41 @@ class Server:
 RUN_ID = "%d-%d" % (int(time.time()), os.getpid())
 
 
+class Hosts:
+    """One or more smtpcell servers measured as one target (several hosts on
+    one store), and the PostgreSQL cluster they store into, if any."""
+
+    def __init__(self, name, servers, cluster=None):
+        self.name, self.servers, self.cluster = name, servers, cluster
+
+    def start(self):
+        if self.cluster:
+            self.cluster.start()
+        for server in self.servers:
+            server.start(free_port())
+
+    def ports(self):
+        return [server.port for server in self.servers]
+
+    def cpu(self):
+        return sum(cpu_seconds(server.proc.pid) for server in self.servers)
+
+    def hwm(self):
+        return max(status_kib(server.proc.pid, "VmHWM") for server in self.servers)
+
+    def stored(self):
+        if self.cluster:
+            return int(self.cluster.psql("SELECT count(*) FROM smtpcell_message"))
+        counts = [server.stored() for server in self.servers]
+        return None if None in counts else sum(counts)
+
+    def stop(self):
+        for server in self.servers:
+            server.stop()
+        if self.cluster:
+            self.cluster.remove()
+
+
 def no_mail_auth(binary):
     """`--no-mail-auth` for a binary that has mail authentication (issue 15;
     on by default, it would ask the DNS about every message): these benches
@@ -163,18 +213,34 @@ def no_mail_auth(binary):
     return ["--no-mail-auth"] if "--no-mail-auth" in help_text else []
 
 
-def smtpcell_target(name="smtpcell", extra=(), binary=None):
+def smtpcell_hosts(store, hosts, name="smtpcell", binary=None):
+    """`hosts` smtpcell servers on `store` (maildir: each its own; postgres:
+    one fresh cluster for all), measured together."""
+    label = name + ("-pg" if store == "postgres" else "") + (" x%d" % hosts if hosts > 1 else "")
+    cluster = pgcluster.Cluster(os.path.join(WORK, "pg")) if store == "postgres" else None
+    servers = []
+    for i in range(hosts):
+        server_name = "%s-%s-%d" % (name, store, i)
+        if cluster:
+            servers.append(smtpcell_target(server_name, ["--store", cluster.url], binary, maildir=False))
+        else:
+            servers.append(smtpcell_target(server_name, binary=binary))
+    return Hosts(label, servers, cluster)
+
+
+def smtpcell_target(name="smtpcell", extra=(), binary=None, maildir=True):
     # A fresh Maildir per run, never one deleted just before: on ext4 without
     # a journal (this VM's disk), inode allocation scans past every recently
     # freed inode (`recently_deleted`), so deleting 5,000 files right before a
     # run makes each new file cost a long kernel scan. All the run's Maildirs
     # are removed by the next run, which then waits (clean_maildirs).
-    maildir = os.path.join(WORK, "maildir", RUN_ID, "%s-%d" % (name, time.monotonic_ns()))
+    maildir = os.path.join(WORK, "maildir", RUN_ID, "%s-%d" % (name, time.monotonic_ns())) if maildir else None
+    storage = ["--maildir", maildir] if maildir else []
 
     NO_MAIL_AUTH = no_mail_auth(binary or SMTPCELL)
 
     def argv(port):
-        return [binary or SMTPCELL, "--listen", "%s:%d" % (HOST, port), "--maildir", maildir, "--hostname", "bench.localhost",
+        return [binary or SMTPCELL, "--listen", "%s:%d" % (HOST, port)] + storage + ["--hostname", "bench.localhost",
                 "--no-cache", "--control", os.path.join(WORK, "%s-%d.sock" % (name, port))] + NO_MAIL_AUTH + list(extra)
     return Server(name, argv, dict(os.environ, SMTPCELL_LOG=os.environ.get("SMTPCELL_LOG", "warn")), maildir)
 
@@ -186,15 +252,27 @@ def sink_target(sink, env):
 
 
 # ------------------------------------------------------------------ running
-def smtp_source(source, env, args, port):
-    argv = [source] + args + SRC_COMMON + ["%s:%d" % (HOST, port)]
+def smtp_source(source, env, args, ports):
+    """smtp-source against every port at once, the sessions (-s) and messages
+    (-m) split between them; (acknowledged in all, wall time of the slowest)."""
+    shares = []
+    for i, port in enumerate(ports):
+        share = list(args)
+        for flag in ("-s", "-m"):
+            at = share.index(flag) + 1
+            total = int(share[at])
+            share[at] = str(total // len(ports) + (1 if i < total % len(ports) else 0))
+        shares.append([source] + share + SRC_COMMON + ["%s:%d" % (HOST, port)])
     t0 = time.monotonic()
-    p = subprocess.run(argv, env=env, capture_output=True)
-    elapsed = time.monotonic() - t0
-    nums = re.findall(rb"(\d+)\r", p.stdout)
-    if p.returncode != 0:
-        log("smtp-source exited %d: %s" % (p.returncode, p.stderr.decode(errors="replace")[-300:]))
-    return (int(nums[-1]) if nums else 0), elapsed
+    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for argv in shares]
+    acked = 0
+    for p in procs:
+        out, err = p.communicate()
+        nums = re.findall(rb"(\d+)\r", out)
+        if p.returncode != 0:
+            log("smtp-source exited %d: %s" % (p.returncode, err.decode(errors="replace")[-300:]))
+        acked += int(nums[-1]) if nums else 0
+    return acked, time.monotonic() - t0
 
 
 def scaled(args, scale):
@@ -205,25 +283,30 @@ def scaled(args, scale):
 
 
 def run_one(target, wl, args, source, env):
-    target.start(free_port())
+    """Warm-up, then the workload `args` against `target` (Hosts, or one Server)."""
+    if isinstance(target, Server):
+        target = Hosts(target.name, [target])
+    target.start()
     try:
-        smtp_source(source, env, ["-c", "-s", "20", "-m", "200", "-l", "1024"], target.port)  # warm-up
+        smtp_source(source, env, ["-c", "-s", "20", "-m", "200", "-l", "1024"], target.ports())  # warm-up
         before = target.stored()
         subprocess.run(["sync"])
         time.sleep(0.3)
-        pid = target.proc.pid
-        cpu0 = cpu_seconds(pid)
-        acked, elapsed = smtp_source(source, env, args, target.port)
-        cpu1 = cpu_seconds(pid)
-        hwm = status_kib(pid, "VmHWM")
+        cpu0 = target.cpu()
+        pg0 = target.cluster.cpu() if target.cluster else None
+        acked, elapsed = smtp_source(source, env, args, target.ports())
+        cpu1 = target.cpu()
+        pg1 = target.cluster.cpu() if target.cluster else None
+        hwm = target.hwm()
         stored = None if before is None else target.stored() - before
     finally:
         target.stop()
     r = dict(target=target.name, wl=wl, acked=acked, rate=acked / elapsed if elapsed else 0.0,
-             cpu1k=(cpu1 - cpu0) * 1000.0 / acked if acked else None, hwm=hwm / 1024.0, stored=stored)
-    log("%-9s %s  %5d acked in %6.2f s = %7.1f msg/s  cpu/1k %s  hwm %.1f MiB  stored %s"
+             cpu1k=(cpu1 - cpu0) * 1000.0 / acked if acked else None, hwm=hwm / 1024.0, stored=stored,
+             pg1k=(pg1 - pg0) * 1000.0 / acked if acked and pg0 is not None else None)
+    log("%-15s %s  %5d acked in %6.2f s = %7.1f msg/s  cpu/1k %s  pg cpu/1k %s  hwm %.1f MiB  stored %s"
         % (r["target"], wl, acked, elapsed, r["rate"], "%.3f" % r["cpu1k"] if r["cpu1k"] else "n/a",
-           r["hwm"], stored))
+           "%.3f" % r["pg1k"] if r["pg1k"] is not None else "-", r["hwm"], stored))
     return r
 
 
@@ -246,8 +329,8 @@ def load_table(results, wls, scale):
     for w in wls:
         print("  %s: smtp-source %s %s 127.0.0.1:PORT" % (w, " ".join(scaled(WORKLOADS[w], scale)), " ".join(SRC_COMMON)))
     print()
-    print("| wl | target | msg/s | x sink | cpu s/1k msgs | x sink | peak RSS MiB | acked | in Maildir |")
-    print("|----|--------|------:|-------:|--------------:|-------:|-------------:|------:|-----------:|")
+    print("| wl | target | msg/s | x sink | cpu s/1k msgs | x sink | pg cpu s/1k | peak RSS MiB | acked | stored |")
+    print("|----|--------|------:|-------:|--------------:|-------:|------------:|-------------:|------:|-------:|")
     for w in wls:
         sink = next((r for r in results if r["wl"] == w and r["target"] == "smtp-sink"), None)
         for r in [r for r in results if r["wl"] == w]:
@@ -255,12 +338,12 @@ def load_table(results, wls, scale):
             cratio = "%.2f" % (r["cpu1k"] / sink["cpu1k"]) if sink and sink["cpu1k"] and r["cpu1k"] else "-"
             ok = "-" if r["stored"] is None else ("%d ok" % r["stored"] if r["stored"] == r["acked"]
                                                   else "%d MISMATCH" % r["stored"])
-            print("| %s | %s | %.0f | %s | %s | %s | %.1f | %d | %s |" % (
+            print("| %s | %s | %.0f | %s | %s | %s | %s | %.1f | %d | %s |" % (
                 w, r["target"], r["rate"], ratio, "%.3f" % r["cpu1k"] if r["cpu1k"] is not None else "n/a", cratio,
-                r["hwm"], r["acked"], ok))
+                "%.3f" % r["pg1k"] if r.get("pg1k") is not None else "-", r["hwm"], r["acked"], ok))
     bad = [r for r in results if r["stored"] is not None and r["stored"] != r["acked"]]
     if bad:
-        print("\nERROR: acknowledged messages missing from the Maildir: %r" % bad)
+        print("\nERROR: stored messages differ from acknowledged ones: %r" % bad)
     return not bad
 
 
@@ -381,6 +464,8 @@ def main():
     ap.add_argument("--workloads", default="a,b,c")
     ap.add_argument("--targets", default="smtp-sink,smtpcell",
                     help="smtp-sink, smtpcell, or NAME=PATH for another smtpcell binary (before/after runs)")
+    ap.add_argument("--store", default="maildir", help="maildir, postgres or both (comma-separated)")
+    ap.add_argument("--hosts", default="1", help="smtpcell hosts per target: 1, 2 or both (comma-separated)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply message counts (quick runs)")
     ap.add_argument("--idle", default="1000,10000", help="idle connection counts ('' to skip)")
     ap.add_argument("--no-load", action="store_true", help="only the idle run")
@@ -397,13 +482,14 @@ def main():
             args = scaled(WORKLOADS[w], o.scale)
             for t in o.targets.split(","):
                 if t == "smtp-sink":
-                    target = sink_target(sink, env)
-                elif t == "smtpcell":
-                    target = smtpcell_target()
-                else:  # NAME=PATH: another smtpcell binary, for before/after comparisons
-                    name, _, path = t.partition("=")
-                    target = smtpcell_target(name, binary=path)
-                results.append(run_one(target, w, args, source, env))
+                    results.append(run_one(sink_target(sink, env), w, args, source, env))
+                    continue
+                # smtpcell, or NAME=PATH: another binary, for before/after comparisons
+                name, _, path = t.partition("=")
+                for store in o.store.split(","):
+                    for hosts in [int(n) for n in o.hosts.split(",")]:
+                        target = smtpcell_hosts(store, hosts, name, path or None)
+                        results.append(run_one(target, w, args, source, env))
         ok = load_table(results, wls, o.scale) and ok
     if o.idle:
         ok = idle_run([int(n) for n in o.idle.split(",")]) and ok
