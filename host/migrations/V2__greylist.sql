@@ -2,7 +2,7 @@
 -- one row per (client network, reverse-path, forward-path) triplet, the
 -- record that host/src/policy/greylist/ keeps (store.rs, Record).
 -- Addresses are lowercased; the null reverse-path <> is ''.
-CREATE TABLE greylist_triplets (
+CREATE TABLE smtpcell_greylist_triplet (
     -- The client's address cut to the configured prefix (IPv4 /24, IPv6 /64).
     network      cidr        NOT NULL,
     reverse_path text        NOT NULL,
@@ -17,4 +17,4 @@ CREATE TABLE greylist_triplets (
 );
 
 -- For the hourly sweep of expired rows.
-CREATE INDEX greylist_triplets_expires ON greylist_triplets (expires);
+CREATE INDEX smtpcell_greylist_triplet_expires ON smtpcell_greylist_triplet (expires);

@@ -7,7 +7,7 @@
 -- neither a WAL record nor a wait for a synchronous standby; a crash or a
 -- failover empties the table, which forgives every client its current
 -- window, as restarting a host does with per-host limits.
-CREATE UNLOGGED TABLE rate_limit_cells (
+CREATE UNLOGGED TABLE smtpcell_rate_limit_cell (
     -- The limit's key in [rate_limits], e.g. client_messages_per_minute.
     rate_limit text   NOT NULL,
     -- The client's address, its network (CIDR), the user or the reverse-path.

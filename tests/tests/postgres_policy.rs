@@ -101,9 +101,9 @@ fn the_gcra_statement_gives_the_burst_then_one_per_interval_and_counts_all_limit
         assert_eq!(cells.take(&failures, at(60), Take::Check).await.unwrap(), None);
 
         // The sweep removes exactly the cells that are idle by then.
-        assert_eq!(pg.psql("SELECT count(*) FROM rate_limit_cells"), "3");
+        assert_eq!(pg.psql("SELECT count(*) FROM smtpcell_rate_limit_cell"), "3");
         assert_eq!(cells.sweep(at(2)).await.unwrap(), 2, "the client's and the network's minute cells");
-        assert_eq!(pg.psql("SELECT rate_limit, key FROM rate_limit_cells"), "client_auth_failures_per_hour|192.0.2.7");
+        assert_eq!(pg.psql("SELECT rate_limit, key FROM smtpcell_rate_limit_cell"), "client_auth_failures_per_hour|192.0.2.7");
     });
 }
 
@@ -147,7 +147,7 @@ fn the_greylisting_table_keeps_records_and_a_first_attempt_never_replaces_a_pass
         .unwrap();
     });
     assert_eq!(
-        pg.psql("SELECT network, reverse_path, forward_path, passed FROM greylist_triplets"),
+        pg.psql("SELECT network, reverse_path, forward_path, passed FROM smtpcell_greylist_triplet"),
         "192.0.2.0/24|news@pool.example|alice@example.org|f"
     );
 }
@@ -214,7 +214,7 @@ fn a_retry_via_the_second_host_passes_greylisting_that_the_first_host_started() 
     assert_eq!(status(&rcpt(&one, SENDER, sender, "alice@example.org")), "250 2.1.5", "host 1 sees the pass");
     assert_eq!(rcpt(&one, SENDER, sender, "bob@example.org"), GREYLISTED);
     assert_eq!(
-        pg.psql("SELECT network, forward_path, passed FROM greylist_triplets ORDER BY forward_path"),
+        pg.psql("SELECT network, forward_path, passed FROM smtpcell_greylist_triplet ORDER BY forward_path"),
         "127.0.0.0/24|alice@example.org|t\n127.0.0.0/24|bob@example.org|f"
     );
 }

@@ -132,7 +132,7 @@ impl Greylist {
     }
 
     /// Greylisting timed by `config` with its state in `database` (whose
-    /// `greylist_triplets` table every host using it shares); `database`
+    /// `smtpcell_greylist_triplet` table every host using it shares); `database`
     /// in `config` is not used. No I/O: a database that is down is found
     /// by the checks, which then pass mail (see [`Greylist::check`]).
     pub fn in_postgres(config: &GreylistingConfig, database: Database, clock: Arc<dyn Clock>) -> Result<Greylist> {

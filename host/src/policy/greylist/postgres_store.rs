@@ -1,7 +1,7 @@
 //! The greylisting store in the PostgreSQL cluster that several smtpcell
 //! hosts share (issue 17): a retry that reaches another host than the
 //! first attempt finds the same triplet. The table is
-//! `greylist_triplets` (host/migrations/V2__greylist.sql).
+//! `smtpcell_greylist_triplet` (host/migrations/V2__greylist.sql).
 //!
 //! [`GreylistStore`]'s calls block (the greylist runs them on
 //! `tokio::task::spawn_blocking`), so each one waits here on the async
@@ -15,21 +15,21 @@ use super::store::{GreylistStore, Record, Triplet};
 use crate::postgres::Database;
 
 const GET: &str = "SELECT extract(epoch FROM first_seen)::bigint, passed, extract(epoch FROM expires)::bigint \
-                   FROM greylist_triplets \
+                   FROM smtpcell_greylist_triplet \
                    WHERE network = $1::text::cidr AND reverse_path = $2 AND forward_path = $3";
 
 /// An upsert that never replaces another host's pass, still running, by a
 /// first attempt: two hosts may read the same missing record at once, and
 /// the greylist's in-memory passes count on a pass never being taken back
 /// before it expires (see `super::passes`).
-const PUT: &str = "INSERT INTO greylist_triplets AS g \
+const PUT: &str = "INSERT INTO smtpcell_greylist_triplet AS g \
                    (network, reverse_path, forward_path, first_seen, passed, expires) \
                    VALUES ($1::text::cidr, $2, $3, to_timestamp($4::bigint), $5, to_timestamp($6::bigint)) \
                    ON CONFLICT (network, reverse_path, forward_path) DO UPDATE \
                    SET first_seen = excluded.first_seen, passed = excluded.passed, expires = excluded.expires \
                    WHERE excluded.passed OR NOT g.passed OR g.expires <= excluded.first_seen";
 
-const REMOVE_EXPIRED: &str = "DELETE FROM greylist_triplets WHERE expires <= to_timestamp($1::bigint)";
+const REMOVE_EXPIRED: &str = "DELETE FROM smtpcell_greylist_triplet WHERE expires <= to_timestamp($1::bigint)";
 
 /// Greylisting's records in a PostgreSQL database, shared by every host
 /// that uses it. Cheap to clone.

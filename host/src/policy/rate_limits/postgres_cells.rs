@@ -1,5 +1,5 @@
 //! The GCRA cells of shared rate limits in PostgreSQL (issue 17): one row
-//! per (limit, key) in `rate_limit_cells` (host/migrations/V3__rate_limits.sql)
+//! per (limit, key) in `smtpcell_rate_limit_cell` (host/migrations/V3__rate_limits.sql)
 //! holding the theoretical arrival time (TAT) of the key's next request,
 //! and one statement per request that checks every limit it concerns and
 //! counts it against all of them only when none refuses: the rule the
@@ -30,10 +30,10 @@ WITH request AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
         AS r(rate_limit, key, interval_us, window_us)
 ), refused AS (
-    SELECT r.rate_limit FROM request r JOIN rate_limit_cells c USING (rate_limit, key)
+    SELECT r.rate_limit FROM request r JOIN smtpcell_rate_limit_cell c USING (rate_limit, key)
     WHERE $6 AND greatest(c.tat_us, $5::bigint) + r.interval_us - $5::bigint > r.window_us
 ), counted AS (
-    INSERT INTO rate_limit_cells AS c (rate_limit, key, tat_us)
+    INSERT INTO smtpcell_rate_limit_cell AS c (rate_limit, key, tat_us)
     SELECT rate_limit, key, $5::bigint + interval_us FROM request
     WHERE $7 AND NOT EXISTS (SELECT 1 FROM refused)
     ON CONFLICT (rate_limit, key) DO UPDATE
@@ -42,7 +42,7 @@ WITH request AS (
 SELECT rate_limit FROM refused";
 
 /// A cell whose TAT has passed is no different from a missing one.
-const SWEEP: &str = "DELETE FROM rate_limit_cells WHERE tat_us < $1";
+const SWEEP: &str = "DELETE FROM smtpcell_rate_limit_cell WHERE tat_us < $1";
 
 /// What [`PostgresCells::take`] does with a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
