@@ -174,7 +174,8 @@ async fn export(url: &str, dir: &Path, after: i64) -> Result<()> {
 fn check_config(path: &Path) -> Result<()> {
     let settings = config::load(&Options::default(), Some(path))?;
     let mut summary = vec![format!("listen {}", settings.server.listen)];
-    if let Some(database) = config::open_database(&settings.storage)? {
+    let database = config::open_database(&settings.storage)?;
+    if let Some(database) = &database {
         summary.push(format!("store {database}"));
     }
     if let Some(files) = &settings.server.tls {
@@ -186,7 +187,7 @@ fn check_config(path: &Path) -> Result<()> {
         summary.push(format!("{} users", users.count()));
     }
     if let Some(rules) = &settings.rules {
-        summary.extend(config::policy_summary(rules, None));
+        summary.extend(config::policy_summary(rules, None, database.as_ref()));
         if let Some(table) = &rules.recipients {
             let table = RecipientTable::load(table, &rules.domains, &rules.recipient_delimiter)?;
             summary.push(format!("{} recipients", table.len()));

@@ -65,16 +65,24 @@ fn serve_answers_451_while_the_database_is_down_and_stores_once_it_is_back() {
     let reply = message(&mut c, "after start");
     assert!(reply.starts_with("250 2.0.0 "), "{reply:?}");
     assert_eq!(count(&pg), 1);
-    served.log.wait_for(0, &["PostgreSQL schema is up to date"], START);
+    served.log.wait_for(0, &["PostgreSQL schema migrated", "V1__spool"], START);
     served.log.wait_for(mark, &["PostgreSQL reachable"], START);
 
-    // Stopped mid-run, then back.
+    // Stopped mid-run, then back: each change is logged once.
+    let mark = served.log.mark();
     pg.stop();
-    let reply = message(&mut c, "stopped mid-run");
-    assert!(reply.starts_with("451 4.3.0 "), "{reply:?}");
+    // The first may still be tried on a pooled connection the server closed;
+    // the second must connect anew, and finds the database gone.
+    for subject in ["stopped mid-run", "still stopped"] {
+        let reply = message(&mut c, subject);
+        assert!(reply.starts_with("451 4.3.0 "), "{reply:?}");
+    }
+    served.log.wait_for(mark, &["PostgreSQL unreachable", "451 4.3.0"], START);
+    let mark = served.log.mark();
     pg.restart();
     let reply = message(&mut c, "back again");
     assert!(reply.starts_with("250 2.0.0 "), "{reply:?}");
+    served.log.wait_for(mark, &["PostgreSQL reachable"], START);
     c.expect("QUIT", "221");
     assert_eq!(
         pg.psql("SELECT string_agg(substring(encode(content, 'escape') from 'Subject: ([a-z ]*)'), ',' ORDER BY id) FROM smtpcell_message"),
@@ -165,7 +173,9 @@ fn config_check_validates_the_store_url_and_shows_it_without_its_password() {
     ));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("store postgres://mail@db1.example:5433,db2.example:5433/smtpcell"),
+        stdout(&out).contains(
+            "store postgres://mail@db1.example:5433,db2.example:5433/smtpcell?target_session_attrs=read-write"
+        ),
         "{}",
         stdout(&out)
     );
@@ -175,6 +185,17 @@ fn config_check_validates_the_store_url_and_shows_it_without_its_password() {
     let err = stderr(&out);
     assert!(err.contains("store") && err.contains("not a PostgreSQL URL"), "{err}");
     assert!(!err.contains(PASSWORD), "{err}");
+
+    // Greylisting keeps its state in the store, and the check says so.
+    let store = format!("postgres://mail:{PASSWORD}@db.example/smtpcell");
+    std::fs::write(&file, format!("store = \"{store}\"\n[greylisting]\nenabled = true\n")).unwrap();
+    let out = Command::new(BIN).args(["config", "check"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("greylisting on (PostgreSQL postgres://mail@db.example:5432/smtpcell)"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {

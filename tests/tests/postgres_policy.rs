@@ -103,7 +103,10 @@ fn the_gcra_statement_gives_the_burst_then_one_per_interval_and_counts_all_limit
         // The sweep removes exactly the cells that are idle by then.
         assert_eq!(pg.psql("SELECT count(*) FROM smtpcell_rate_limit_cell"), "3");
         assert_eq!(cells.sweep(at(2)).await.unwrap(), 2, "the client's and the network's minute cells");
-        assert_eq!(pg.psql("SELECT rate_limit, key FROM smtpcell_rate_limit_cell"), "client_auth_failures_per_hour|192.0.2.7");
+        assert_eq!(
+            pg.psql("SELECT rate_limit, key FROM smtpcell_rate_limit_cell"),
+            "client_auth_failures_per_hour|192.0.2.7"
+        );
     });
 }
 

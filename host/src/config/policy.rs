@@ -11,8 +11,11 @@ use crate::policy::{AcceptAll, Clock, PasswordFile, Policy, Rules, RulesConfig};
 use crate::postgres::Database;
 use crate::server::PolicyBuilder;
 
-/// One line each for what a policy has, for the start-up log and reload reports.
-pub fn policy_summary(rules: &RulesConfig, built: Option<&Rules>) -> Vec<String> {
+/// One line each for what a policy has, for the start-up log and reload
+/// reports (`built`), or for `config check` (no `built`: then `store`, the
+/// database the configuration names, says where greylisting would keep its
+/// state).
+pub fn policy_summary(rules: &RulesConfig, built: Option<&Rules>, store: Option<&Database>) -> Vec<String> {
     let mut lines = vec![format!("{} domains", rules.domains.iter().count())];
     if let Some(built) = built
         && let Some(path) = &rules.recipients
@@ -30,7 +33,10 @@ pub fn policy_summary(rules: &RulesConfig, built: Option<&Rules>) -> Vec<String>
     if rules.greylisting.enabled {
         lines.push(match built.and_then(Rules::greylist) {
             Some(greylist) => format!("greylisting on ({})", greylist.location()),
-            None => format!("greylisting on ({})", rules.greylisting.database.display()),
+            None => match store {
+                Some(database) => format!("greylisting on (PostgreSQL {database})"),
+                None => format!("greylisting on ({})", rules.greylisting.database.display()),
+            },
         });
     }
     lines
@@ -90,7 +96,7 @@ pub fn policy_builder(
                 let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let rules =
                     Arc::new(Rules::build(rules_config, users, clock.clone(), last.as_deref(), database.as_ref())?);
-                lines.extend(policy_summary(rules.config(), Some(&rules)));
+                lines.extend(policy_summary(rules.config(), Some(&rules), None));
                 *last = Some(rules.clone());
                 rules
             }

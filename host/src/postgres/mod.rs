@@ -21,6 +21,7 @@ mod target;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -48,7 +49,14 @@ struct Inner {
     target: Target,
     /// Set once the migrations ran on this process's behalf.
     migrated: OnceCell<()>,
+    /// [`UNKNOWN`], [`REACHABLE`] or [`UNREACHABLE`]: what the last
+    /// [`Database::client`] found, so that only changes are logged.
+    reachability: AtomicU8,
 }
+
+const UNKNOWN: u8 = 0;
+const REACHABLE: u8 = 1;
+const UNREACHABLE: u8 = 2;
 
 impl Database {
     /// Connections the pool keeps open at most: the spool uses one at a
@@ -81,7 +89,9 @@ impl Database {
             .recycle_timeout(Some(connect))
             .build()
             .context("building the PostgreSQL connection pool")?;
-        Ok(Database { inner: Arc::new(Inner { pool, target, migrated: OnceCell::new() }) })
+        Ok(Database {
+            inner: Arc::new(Inner { pool, target, migrated: OnceCell::new(), reachability: AtomicU8::new(UNKNOWN) }),
+        })
     }
 
     /// A pooled connection (returned to the pool when dropped), on a
@@ -93,6 +103,12 @@ impl Database {
     /// refused credentials), or the migrations failed; the next call tries
     /// again. The error names the redacted target.
     pub async fn client(&self) -> Result<Client> {
+        let client = self.connected().await;
+        self.note_reachability(&client);
+        client
+    }
+
+    async fn connected(&self) -> Result<Client> {
         let mut client = self
             .inner
             .pool
@@ -105,35 +121,41 @@ impl Database {
                 let applied = migrations::run(&mut client)
                     .await
                     .with_context(|| format!("migrating the schema of PostgreSQL at {}", self.inner.target))?;
-                info!(database = %self.inner.target, applied = ?applied, "PostgreSQL schema is up to date");
+                if applied.is_empty() {
+                    info!(database = %self.inner.target, "PostgreSQL schema up to date");
+                } else {
+                    info!(database = %self.inner.target, applied = ?applied, "PostgreSQL schema migrated");
+                }
                 anyhow::Ok(())
             })
             .await?;
         Ok(client)
     }
 
-    /// Connects and migrates until that succeeds, logging what happens:
-    /// one warning when the database cannot be reached (and each time the
-    /// reason changes), one line when it can. For start-up, on a task of
-    /// its own; messages do not wait for it ([`Database::client`] retries
-    /// on its own).
+    /// Logs the changes only: one warning when the database stops
+    /// answering (every message gets 451 until it is back; the messages'
+    /// own failures are logged with them), one line when it answers again.
+    fn note_reachability(&self, outcome: &Result<Client>) {
+        let now = if outcome.is_ok() { REACHABLE } else { UNREACHABLE };
+        if self.inner.reachability.swap(now, Ordering::Relaxed) == now {
+            return;
+        }
+        match outcome {
+            Ok(_) => info!(database = %self, "PostgreSQL reachable; storing mail there"),
+            Err(err) => warn!(
+                error = %format!("{err:#}"),
+                "PostgreSQL unreachable; every message is answered 451 4.3.0 until it is back"
+            ),
+        }
+    }
+
+    /// Connects and migrates at start-up, retrying until that succeeds
+    /// ([`Database::client`] logs the first failure and the success). On
+    /// a task of its own: messages do not wait for it, and each of them
+    /// tries on its own.
     pub async fn connect_in_background(self) {
         let mut delay = Duration::from_millis(250);
-        let mut last_error = String::new();
-        loop {
-            match self.client().await {
-                Ok(_) => {
-                    info!(database = %self, "PostgreSQL reachable; storing mail there");
-                    return;
-                }
-                Err(err) => {
-                    let err = format!("{err:#}");
-                    if err != last_error {
-                        warn!(error = %err, "PostgreSQL unreachable; every message is answered 451 4.3.0 until it is back");
-                        last_error = err;
-                    }
-                }
-            }
+        while self.client().await.is_err() {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(10));
         }

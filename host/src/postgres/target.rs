@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{Host, TargetSessionAttrs};
 
 /// A checked connection target. `Display` is the redacted form:
 /// `postgres://user@host1:5432,host2:5433/dbname`, never the password, nor
@@ -68,8 +68,11 @@ impl Target {
     }
 }
 
-/// `postgres://user@hosts/dbname`, from the parsed configuration (not from
-/// the string, so no form of the password can slip through).
+/// `postgres://user@hosts/dbname`, with `?target_session_attrs=...` when
+/// one is asked for (so a log shows whether the host follows a failover),
+/// from the parsed configuration (not from the string, so no form of the
+/// password can slip through). A Unix socket directory is a host written
+/// percent-encoded, as libpq's URLs take it.
 fn redacted(config: &tokio_postgres::Config) -> String {
     let ports = config.get_ports();
     let hosts: Vec<String> = config
@@ -91,7 +94,12 @@ fn redacted(config: &tokio_postgres::Config) -> String {
         .collect();
     let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
     let db = config.get_dbname().unwrap_or("");
-    format!("postgres://{user}{}/{db}", hosts.join(","))
+    let attrs = match config.get_target_session_attrs() {
+        TargetSessionAttrs::ReadWrite => "?target_session_attrs=read-write",
+        TargetSessionAttrs::ReadOnly => "?target_session_attrs=read-only",
+        _ => "",
+    };
+    format!("postgres://{user}{}/{db}{attrs}", hosts.join(","))
 }
 
 impl fmt::Display for Target {
@@ -109,14 +117,14 @@ impl fmt::Debug for Target {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio_postgres::config::TargetSessionAttrs;
 
     #[test]
     fn multi_host_urls_keep_every_host_and_show_no_password() {
         let url = "postgres://mail:s3cret@127.0.0.1:5433,127.0.0.1:5434/smtpcell?target_session_attrs=read-write";
         let target = Target::parse(url).unwrap();
-        assert_eq!(target.to_string(), "postgres://mail@127.0.0.1:5433,127.0.0.1:5434/smtpcell");
-        assert_eq!(format!("{target:?}"), "Target(postgres://mail@127.0.0.1:5433,127.0.0.1:5434/smtpcell)");
+        let shown = "postgres://mail@127.0.0.1:5433,127.0.0.1:5434/smtpcell?target_session_attrs=read-write";
+        assert_eq!(target.to_string(), shown);
+        assert_eq!(format!("{target:?}"), format!("Target({shown})"));
         let config = target.config();
         assert_eq!(config.get_hosts().len(), 2);
         assert_eq!(config.get_ports(), [5433, 5434]);
