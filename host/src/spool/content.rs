@@ -56,7 +56,7 @@ pub const HELD_CONTENT_MAX: usize = 64 << 10;
 pub(super) struct Content {
     /// The message's tmp/ file: empty while nothing spilled, then the
     /// provisional header block and the content.
-    file: File,
+    file: SpillFile,
     /// The header block without end headers, written first when the
     /// content spills; emptied then.
     provisional: Vec<u8>,
@@ -68,12 +68,57 @@ pub(super) struct Content {
     spilled: u64,
 }
 
+/// Where content past the bound goes.
+enum SpillFile {
+    /// A file opened at begin (the Maildir's tmp/ file, which also names
+    /// the message and becomes its first copy).
+    Open(File),
+    /// A file opened only if the content does spill (the PostgreSQL
+    /// spool's unnamed file: most messages never spill, and a file per
+    /// message would cost an inode each).
+    Later(Box<dyn FnOnce() -> io::Result<File> + Send>),
+}
+
 impl Content {
     /// Content that will spill into `file`, an empty file opened for reading
     /// and writing, behind `provisional`, the header block the message gets
     /// if no end headers come.
     pub fn new(file: File, provisional: Vec<u8>) -> Content {
-        Content { file, provisional, start: 0, held: Vec::new(), spilled: 0 }
+        Content { file: SpillFile::Open(file), provisional, start: 0, held: Vec::new(), spilled: 0 }
+    }
+
+    /// Content without a provisional header block that, if it outgrows
+    /// [`HELD_CONTENT_MAX`], spills into the file `open` gives then (an
+    /// empty file opened for reading and writing). For
+    /// [`Content::into_vec`] only.
+    pub fn spilling_later(open: impl FnOnce() -> io::Result<File> + Send + 'static) -> Content {
+        Content {
+            file: SpillFile::Later(Box::new(open)),
+            provisional: Vec::new(),
+            start: 0,
+            held: Vec::new(),
+            spilled: 0,
+        }
+    }
+
+    /// Opens the spill file if it was not yet. Errors: opening it.
+    fn open_spill_file(&mut self) -> io::Result<()> {
+        if let SpillFile::Later(open) = &mut self.file {
+            // A failed open leaves `not_opened` behind: after a write error
+            // the message is dropped anyway.
+            let open = std::mem::replace(open, Box::new(not_opened));
+            self.file = SpillFile::Open(open()?);
+        }
+        Ok(())
+    }
+
+    /// The spill file, which content that spilled has, and a Maildir
+    /// message always. Errors: it was never opened (nothing spilled).
+    fn opened(&self) -> io::Result<&File> {
+        match &self.file {
+            SpillFile::Open(file) => Ok(file),
+            SpillFile::Later(_) => Err(not_opened().unwrap_err()),
+        }
     }
 
     /// Appends `data`. Errors are the file's (a full disk is
@@ -86,8 +131,9 @@ impl Content {
             // writes through), behind the provisional block the first time.
             let first = self.spilled == 0;
             let provisional = if first { std::mem::take(&mut self.provisional) } else { Vec::new() };
+            self.open_spill_file()?;
             write_all_vectored(
-                &self.file,
+                self.opened()?,
                 &mut [IoSlice::new(&provisional), IoSlice::new(&self.held), IoSlice::new(data)],
             )?;
             if first {
@@ -116,8 +162,8 @@ impl Content {
     /// returns it.
     pub fn write_held_behind(self, headers: &[u8]) -> io::Result<File> {
         debug_assert!(!self.spilled());
-        write_all_vectored(&self.file, &mut [IoSlice::new(headers), IoSlice::new(&self.held)])?;
-        Ok(self.file)
+        write_all_vectored(self.opened()?, &mut [IoSlice::new(headers), IoSlice::new(&self.held)])?;
+        self.into_file()
     }
 
     /// For spilled content that gets no end headers: appends the held tail
@@ -125,8 +171,15 @@ impl Content {
     /// header block is the final one), and returns it. Nothing is copied.
     pub fn finish_in_place(self) -> io::Result<File> {
         debug_assert!(self.spilled());
-        self.file.write_all_at(&self.held, self.start + self.spilled)?;
-        Ok(self.file)
+        self.opened()?.write_all_at(&self.held, self.start + self.spilled)?;
+        self.into_file()
+    }
+
+    fn into_file(self) -> io::Result<File> {
+        match self.file {
+            SpillFile::Open(file) => Ok(file),
+            SpillFile::Later(_) => not_opened(),
+        }
     }
 
     /// The whole content as one buffer, for a backend that stores it apart
@@ -139,7 +192,7 @@ impl Content {
         }
         let spilled = usize::try_from(self.spilled).map_err(io::Error::other)?;
         let mut all = vec![0; spilled + self.held.len()];
-        self.file.read_exact_at(&mut all[..spilled], self.start)?;
+        self.opened()?.read_exact_at(&mut all[..spilled], self.start)?;
         all[spilled..].copy_from_slice(&self.held);
         Ok(all)
     }
@@ -161,7 +214,7 @@ impl Content {
         }
         let at = headers.len() as u64;
         dst.write_all_at(headers, 0)?;
-        copy_range(&self.file, self.start, dst, at, self.spilled)?;
+        copy_range(self.opened()?, self.start, dst, at, self.spilled)?;
         dst.write_all_at(&self.held, at + self.spilled)
     }
 }
@@ -218,6 +271,12 @@ fn copy_through_userspace(src: &File, from: u64, dst: &File, at: u64, mut done: 
         done += n as u64;
     }
     Ok(())
+}
+
+/// What asking for a spill file never opened gives (a caller's mistake:
+/// only spilled content, or a Maildir message's, has one).
+fn not_opened() -> io::Result<File> {
+    Err(io::Error::other("the content has no spill file"))
 }
 
 fn shorter_than_written() -> io::Error {
@@ -308,7 +367,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for len in [0, 10, HELD_CONTENT_MAX, HELD_CONTENT_MAX + 1, 3 * HELD_CONTENT_MAX + 17] {
             let content = pattern(len);
-            // No provisional block (as the PostgreSQL spool has it), then one.
+            // No provisional block, then one.
             for provisional in [&b""[..], b"H: 1\r\n"] {
                 let mut c = Content::new(file(&dir, &format!("{len}-{}", provisional.len())), provisional.to_vec());
                 for piece in content.chunks(3000) {
@@ -317,6 +376,27 @@ mod tests {
                 assert_eq!(c.spilled(), len > HELD_CONTENT_MAX);
                 assert!(c.into_vec().unwrap() == content, "{len} octets");
             }
+        }
+    }
+
+    #[test]
+    fn content_spilling_later_opens_its_file_only_when_it_spills() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 10, HELD_CONTENT_MAX, HELD_CONTENT_MAX + 1, 3 * HELD_CONTENT_MAX + 17] {
+            let content = pattern(len);
+            let opened = Arc::new(AtomicBool::new(false));
+            let (flag, path) = (Arc::clone(&opened), dir.path().to_path_buf());
+            let mut c = Content::spilling_later(move || {
+                flag.store(true, Ordering::SeqCst);
+                tempfile::tempfile_in(path)
+            });
+            for piece in content.chunks(3000) {
+                c.write(piece).unwrap();
+            }
+            assert_eq!(opened.load(Ordering::SeqCst), len > HELD_CONTENT_MAX, "{len} octets");
+            assert!(c.into_vec().unwrap() == content, "{len} octets");
         }
     }
 

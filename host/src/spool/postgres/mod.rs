@@ -27,7 +27,8 @@ mod transaction;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,6 +36,7 @@ pub use export::{Exported, export_to_maildir};
 
 use self::commit::Committer;
 use self::transaction::PgTransaction;
+use super::content::Content;
 use super::{MessageMeta, Spool, Transaction};
 use crate::postgres::Database;
 
@@ -43,25 +45,26 @@ pub struct PostgresSpool {
     committer: Committer,
     ids: QueueIds,
     /// Where content past [`super::HELD_CONTENT_MAX`] spills (unnamed files).
-    spill_dir: PathBuf,
+    spill_dir: Arc<Path>,
 }
 
 impl PostgresSpool {
     /// A spool storing into `database`, spilling large content into
     /// unnamed files in `spill_dir` (`O_TMPFILE`: gone when closed, whatever
-    /// ends the process). No I/O: the database is first used by the first
-    /// message's commit, which also starts the group-commit task on its
-    /// runtime.
+    /// ends the process; opened only for content that outgrows the held
+    /// bound). No I/O: the database is first used by the first message's
+    /// commit, which also starts the group-commit task on its runtime.
     pub fn open(database: Database, spill_dir: PathBuf) -> PostgresSpool {
-        PostgresSpool { committer: Committer::new(database), ids: QueueIds::new(), spill_dir }
+        PostgresSpool { committer: Committer::new(database), ids: QueueIds::new(), spill_dir: spill_dir.into() }
     }
 }
 
 impl Spool for PostgresSpool {
-    /// Opens the message's spill file and names the message.
+    /// Names the message. Its spill file is created only if its content
+    /// outgrows [`super::HELD_CONTENT_MAX`] (a failure then is that write's).
     ///
     /// Errors: a recipient without destinations, or no recipient
-    /// ([`io::ErrorKind::InvalidInput`]); creating the spill file.
+    /// ([`io::ErrorKind::InvalidInput`]).
     fn begin(&self, meta: &MessageMeta) -> io::Result<Box<dyn Transaction>> {
         if meta.recipients.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "a message without recipients"));
@@ -72,8 +75,9 @@ impl Spool for PostgresSpool {
                 format!("the recipient <{}> has no destination", rcpt.address),
             ));
         }
-        let spill = tempfile::tempfile_in(&self.spill_dir)?;
-        Ok(Box::new(PgTransaction::begin(meta, self.ids.next(), spill, self.committer.clone())))
+        let spill_dir = Arc::clone(&self.spill_dir);
+        let content = Content::spilling_later(move || tempfile::tempfile_in(spill_dir));
+        Ok(Box::new(PgTransaction::begin(meta, self.ids.next(), content, self.committer.clone())))
     }
 }
 

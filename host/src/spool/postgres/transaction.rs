@@ -22,11 +22,9 @@ pub(super) struct PgTransaction {
 }
 
 impl PgTransaction {
-    /// A message named `queue_id`, its content spilling into `spill` (an
-    /// empty file open for reading and writing) past the held bound.
-    pub fn begin(meta: &MessageMeta, queue_id: String, spill: std::fs::File, committer: Committer) -> PgTransaction {
-        // No provisional header block: the content is stored apart from it.
-        let content = Content::new(spill, Vec::new());
+    /// A message named `queue_id`, its content in `content` (without a
+    /// provisional header block: the content is stored apart from it).
+    pub fn begin(meta: &MessageMeta, queue_id: String, content: Content, committer: Committer) -> PgTransaction {
         PgTransaction { queue_id, pending: Some((content, meta.clone())), committer }
     }
 }
