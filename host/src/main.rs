@@ -166,7 +166,8 @@ async fn export(url: &str, dir: &Path, after: i64) -> Result<()> {
     let database = smtpcell::postgres::Database::open(url).context("--store")?;
     let done = smtpcell::spool::export_to_maildir(&database, dir, after).await?;
     let last = done.last_id.map(|id| format!(", last id {id}")).unwrap_or_default();
-    println!("exported {} messages to {} ({} already there{last})", done.written, dir.display(), done.present);
+    let noun = if done.written == 1 { "message" } else { "messages" };
+    println!("exported {} {noun} to {} ({} already there{last})", done.written, dir.display(), done.present);
     Ok(())
 }
 

@@ -137,6 +137,12 @@ fn export_writes_each_message_as_its_maildir_copy_once() {
         let expected =
             pg.psql(&format!("SELECT encode(trace_headers || content, 'hex') FROM smtpcell_message WHERE id = {id}"));
         let file = files.iter().find(|f| f.to_str().unwrap().contains(&format!(".I{id}.cli.test"))).unwrap();
+        // The name's seconds are the reception's, truncated as time(2)
+        // gives them, never rounded up.
+        let seconds = pg.psql(&format!(
+            "SELECT floor(extract(epoch FROM received_at))::bigint FROM smtpcell_message WHERE id = {id}"
+        ));
+        assert!(file.file_name().unwrap().to_str().unwrap().starts_with(&format!("{seconds}.I{id}.")), "{file:?}");
         let bytes = std::fs::read(file).unwrap();
         assert_eq!(hex(&bytes), expected, "message {id}");
         assert!(bytes.ends_with(content), "message {id}: the content as sent");
@@ -154,7 +160,7 @@ fn export_writes_each_message_as_its_maildir_copy_once() {
     let later = dir.path().join("later");
     assert_eq!(
         export("2", &later),
-        format!("exported 1 messages to {} (0 already there, last id 3)\n", later.display())
+        format!("exported 1 message to {} (0 already there, last id 3)\n", later.display())
     );
     let only = support::list(&later.join("new"));
     assert!(only.len() == 1 && std::fs::read(&only[0]).unwrap().ends_with(&sent[2]));

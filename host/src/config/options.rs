@@ -108,7 +108,7 @@ pub struct Options {
     #[arg(long)]
     #[serde(default)]
     pub no_cache: bool,
-    /// Largest message accepted, in octets (advertised as SIZE) [default: 36700160].
+    /// Largest message accepted, in octets (advertised as SIZE) [default: 10240000].
     #[arg(long, value_name = "BYTES")]
     pub max_message_size: Option<u64>,
     /// Most recipients per message [default: 100].

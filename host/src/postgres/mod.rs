@@ -141,7 +141,7 @@ impl Database {
             return;
         }
         match outcome {
-            Ok(_) => info!(database = %self, "PostgreSQL reachable; storing mail there"),
+            Ok(_) => info!(database = %self, "PostgreSQL reachable"),
             Err(err) => warn!(
                 error = %format!("{err:#}"),
                 "PostgreSQL unreachable; every message is answered 451 4.3.0 until it is back"

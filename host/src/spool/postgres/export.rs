@@ -42,7 +42,7 @@ pub async fn export_to_maildir(database: &Database, dir: &Path, after: i64) -> R
     let client = database.client().await?;
     let listed = client
         .query(
-            "SELECT id, extract(epoch FROM received_at)::bigint, receiving_host FROM smtpcell_message \
+            "SELECT id, floor(extract(epoch FROM received_at))::bigint, receiving_host FROM smtpcell_message \
              WHERE id > $1 ORDER BY id",
             &[&after],
         )
