@@ -51,7 +51,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use super::dirs::MaildirDirs;
+use super::dirs::{MaildirDirs, NewDir};
 use crate::events::{self, Event};
 
 /// One copy of a message, written to its tmp/ file.
@@ -146,10 +146,22 @@ fn commit_batch(batch: Vec<Job>) {
     // opens: a user's Maildir removed meanwhile must fail only the
     // messages to it, not every message on its filesystem.
     let mut synced: Synced = HashMap::new();
+    // A user's new/ (not kept open) opened for the syncfs serves its fsync
+    // in phase 2 as well: one open per batch instead of two. The Arc keeps
+    // the Maildir, and so the key, alive.
+    let mut opened: HashMap<*const MaildirDirs, (Arc<MaildirDirs>, File)> = HashMap::new();
     for copy in batch.iter().flat_map(|job| &job.copies) {
         let dev = copy.dirs.dev();
         if !matches!(synced.get(&dev), Some(Ok(_))) {
-            synced.insert(dev, copy.dirs.new_dir().map(|dir| syncfs(&dir)));
+            let outcome = copy.dirs.new_dir().map(|dir| match dir {
+                NewDir::Kept(dir) => syncfs(dir),
+                NewDir::Opened(dir) => {
+                    let outcome = syncfs(&dir);
+                    opened.insert(Arc::as_ptr(&copy.dirs), (Arc::clone(&copy.dirs), dir));
+                    outcome
+                }
+            });
+            synced.insert(dev, outcome);
         }
     }
     let mut renamed = Vec::with_capacity(batch.len());
@@ -163,7 +175,8 @@ fn commit_batch(batch: Vec<Job>) {
     // (and those created for it); only now may anyone hear 250.
     let mut flushed: HashMap<*const MaildirDirs, io::Result<()>> = HashMap::new();
     for copy in renamed.iter().flat_map(|job| &job.copies) {
-        flushed.entry(Arc::as_ptr(&copy.dirs)).or_insert_with(|| copy.dirs.make_durable());
+        let maildir = Arc::as_ptr(&copy.dirs);
+        flushed.entry(maildir).or_insert_with(|| copy.dirs.make_durable(opened.get(&maildir).map(|(_, dir)| dir)));
     }
     for job in renamed {
         let failed = job.copies.iter().find_map(|copy| flushed[&Arc::as_ptr(&copy.dirs)].as_ref().err());

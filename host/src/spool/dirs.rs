@@ -115,9 +115,12 @@ impl MaildirDirs {
     }
 
     /// Puts on disk the entries of new/ and of the directories created for
-    /// this Maildir that are not yet known to be there. After a failure
-    /// the created directories stay to be done by the next batch.
-    pub fn make_durable(&self) -> io::Result<()> {
+    /// this Maildir that are not yet known to be there. `new`: this
+    /// Maildir's new/ when the caller has it open already (the committer,
+    /// which opened it for the batch's `syncfs`), else it is opened here.
+    /// After a failure the created directories stay to be done by the next
+    /// batch.
+    pub fn make_durable(&self, new: Option<&File>) -> io::Result<()> {
         let pending = std::mem::take(&mut *self.lock_unsynced());
         for (i, dir) in pending.iter().enumerate() {
             if let Err(err) = File::open(dir).and_then(|d| d.sync_all()) {
@@ -125,7 +128,11 @@ impl MaildirDirs {
                 return Err(at(dir, err));
             }
         }
-        self.new_dir()?.sync_all().map_err(|err| at(&self.new, err))
+        let synced = match new {
+            Some(new) => new.sync_all(),
+            None => self.new_dir()?.sync_all(),
+        };
+        synced.map_err(|err| at(&self.new, err))
     }
 
     /// The directories created for this Maildir not yet fsynced.
@@ -183,7 +190,7 @@ mod tests {
             assert_eq!(mode, 0o700, "{sub}");
         }
         assert_eq!(dirs.unsynced(), [top.path().to_path_buf(), top.path().join("example.org"), root.clone()]);
-        dirs.make_durable().unwrap();
+        dirs.make_durable(None).unwrap();
         assert!(dirs.unsynced().is_empty());
         // Opened again: nothing was created, nothing is pending.
         let again = MaildirDirs::create(&root, true).unwrap();

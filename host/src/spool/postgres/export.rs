@@ -69,7 +69,7 @@ pub async fn export_to_maildir(database: &Database, dir: &Path, after: i64) -> R
         write_durably(&dirs, &name, &[headers, content])?;
         done.written += 1;
     }
-    dirs.make_durable()?;
+    dirs.make_durable(None)?;
     Ok(done)
 }
 
