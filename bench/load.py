@@ -117,10 +117,15 @@ def wait_banner(port, proc, timeout=60):
     raise SystemExit("no banner on port %d" % port)
 
 
-def cpu_seconds(pid):
+def cpu_split(pid):
+    """(user, system) CPU seconds of process `pid` (utime, stime)."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def cpu_seconds(pid):
+    return sum(cpu_split(pid))
 
 
 def status_kib(pid, key):
@@ -187,6 +192,11 @@ class Hosts:
 
     def cpu(self):
         return sum(cpu_seconds(server.proc.pid) for server in self.servers)
+
+    def cpu_split(self):
+        """(user, system) CPU seconds of all the servers."""
+        splits = [cpu_split(server.proc.pid) for server in self.servers]
+        return sum(u for u, _ in splits), sum(s for _, s in splits)
 
     def hwm(self):
         return max(status_kib(server.proc.pid, "VmHWM") for server in self.servers)
@@ -292,10 +302,10 @@ def run_one(target, wl, args, source, env):
         before = target.stored()
         subprocess.run(["sync"])
         time.sleep(0.3)
-        cpu0 = target.cpu()
+        (user0, sys0), cpu0 = target.cpu_split(), target.cpu()
         pg0 = target.cluster.cpu() if target.cluster else None
         acked, elapsed = smtp_source(source, env, args, target.ports())
-        cpu1 = target.cpu()
+        (user1, sys1), cpu1 = target.cpu_split(), target.cpu()
         pg1 = target.cluster.cpu() if target.cluster else None
         hwm = target.hwm()
         stored = None if before is None else target.stored() - before
@@ -303,6 +313,8 @@ def run_one(target, wl, args, source, env):
         target.stop()
     r = dict(target=target.name, wl=wl, acked=acked, rate=acked / elapsed if elapsed else 0.0,
              cpu1k=(cpu1 - cpu0) * 1000.0 / acked if acked else None, hwm=hwm / 1024.0, stored=stored,
+             user1k=(user1 - user0) * 1000.0 / acked if acked else None,
+             sys1k=(sys1 - sys0) * 1000.0 / acked if acked else None,
              pg1k=(pg1 - pg0) * 1000.0 / acked if acked and pg0 is not None else None)
     log("%-15s %s  %5d acked in %6.2f s = %7.1f msg/s  cpu/1k %s  pg cpu/1k %s  hwm %.1f MiB  stored %s"
         % (r["target"], wl, acked, elapsed, r["rate"], "%.3f" % r["cpu1k"] if r["cpu1k"] else "n/a",

@@ -38,7 +38,8 @@ greylisting). Greylisting needs no fake clock here: with a minimum delay of
 0 s the retry right after the first attempt passes.
 
 Figures per (workload, variant, rep): msg/s, server CPU s per 1,000
-messages (utime+stime of the server process), peak RSS, acknowledged ==
+messages (utime+stime of the server process; its user and system parts
+apart too), peak RSS, acknowledged ==
 files in the new/ of the Maildir the variant stores in (checked, and any
 copy that went elsewhere is named). Then, per variant, its CPU per message
 over plain's in the same rep (the reps' median, their spread, and a 95 %
@@ -193,6 +194,18 @@ class Variant(load.Server):
         return dict(elsewhere=self.elsewhere(), dir=self.maildir)
 
 
+def split_extra(results, wl, variant, key):
+    """The median over reps of `variant`'s `key` (user1k or sys1k) minus
+    plain's in the same rep, in ms per message."""
+    diffs = []
+    for r in results:
+        if r["wl"] == wl and r["target"] == variant:
+            base = next((p for p in results if p["wl"] == wl and p["target"] == "plain" and p["rep"] == r["rep"]), None)
+            if base and base.get(key) is not None and r.get(key) is not None:
+                diffs.append(r[key] - base[key])
+    return fmt(med(diffs), 4)
+
+
 def report(results, wls, variants, o, keys):
     print("\nsmtpcell policy cost: smtp-source -> one smtpcell binary, with and without a policy (same run)")
     print("  " + o.machine)
@@ -207,23 +220,25 @@ def report(results, wls, variants, o, keys):
     if o.reps > 1:
         print("  %d reps, variants interleaved (order rotated per rep); median first, every rep in brackets" % o.reps)
     print()
-    print("| wl | variant | msg/s | server CPU s/1k msgs | peak RSS MiB | acked | stored |")
-    print("|----|---------|------:|---------------------:|-------------:|------:|-------:|")
+    print("| wl | variant | msg/s | server CPU s/1k msgs | user / system s/1k | peak RSS MiB | acked | stored |")
+    print("|----|---------|------:|---------------------:|-------------------:|-------------:|------:|-------:|")
     for w in wls:
         for v in variants:
             rs = [r for r in results if r["wl"] == w and r["target"] == v]
             ok = all(r["stored"] == r["acked"] for r in rs)
-            print("| %s | %s | %s | %s | %s | %d | %s |" % (
-                w, v, cell(rs, "rate", 0), cell(rs, "cpu1k", 3), cell(rs, "hwm", 1), sum(r["acked"] for r in rs),
+            split = "%s / %s" % (fmt(med(r["user1k"] for r in rs), 3), fmt(med(r["sys1k"] for r in rs), 3))
+            print("| %s | %s | %s | %s | %s | %s | %d | %s |" % (
+                w, v, cell(rs, "rate", 0), cell(rs, "cpu1k", 3), split, cell(rs, "hwm", 1), sum(r["acked"] for r in rs),
                 "all" if ok else "MISMATCH " + ",".join("%d (%d elsewhere)" % (r["stored"], r["elsewhere"])
                                                         for r in rs)))
     if "plain" in variants and len(variants) > 1:
         print("\nServer CPU per message over plain's in the same rep: the reps' median [min, max], and a 95 %"
               " bootstrap\ninterval of that median; extra server CPU in ms per message (median of the reps'"
-              " differences);\nmsg/s over plain's (medians)")
+              " differences),\nthen its user and system parts (each the median of its own differences);"
+              " msg/s over plain's (medians)")
         print()
-        print("| wl | variant | server CPU x plain | 95 % interval | extra ms/msg | msg/s x plain |")
-        print("|----|---------|-------------------:|--------------:|-------------:|--------------:|")
+        print("| wl | variant | server CPU x plain | 95 % interval | extra ms/msg | user / system | msg/s x plain |")
+        print("|----|---------|-------------------:|--------------:|-------------:|--------------:|--------------:|")
         for w in wls:
             plain = [r for r in results if r["wl"] == w and r["target"] == "plain"]
             pr = med(r["rate"] for r in plain)
@@ -232,8 +247,10 @@ def report(results, wls, variants, o, keys):
                     continue
                 rs = [r for r in results if r["wl"] == w and r["target"] == v]
                 vr = med(r["rate"] for r in rs)
-                print("| %s | %s | %s | %s | %s | %s |" % (
-                    w, v, *ratio_cells(results, w, v, "plain"), "%.2f" % (vr / pr) if vr is not None and pr else "-"))
+                extra = [split_extra(results, w, v, key) for key in ("user1k", "sys1k")]
+                print("| %s | %s | %s | %s | %s | %s / %s | %s |" % (
+                    w, v, *ratio_cells(results, w, v, "plain"), *extra,
+                    "%.2f" % (vr / pr) if vr is not None and pr else "-"))
         if "b" in wls and "policy" in variants:
             ratio = med(a / b for a, b in pairs(results, "b", "policy", "plain"))
             of = [med(r["cpu1k"] for r in results if r["wl"] == "b" and r["target"] == v) for v in ("policy", "plain")]
