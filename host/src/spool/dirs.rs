@@ -8,7 +8,18 @@ use std::io;
 use std::ops::Deref;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// How many users' new/ directories the process keeps open, at most: the
+/// first this many to get mail (a busy MX's busiest users, most likely)
+/// then cost a commit batch no `open` and `close`. A bound on descriptors,
+/// not a cache: a user's directory stays open as long as its Maildir is
+/// known to the spool.
+pub(super) const USER_DIRS_KEPT_OPEN: usize = 256;
+
+/// Users' new/ directories kept open now, in the whole process.
+static USER_DIRS_OPEN: AtomicUsize = AtomicUsize::new(0);
 
 /// A Maildir's directories.
 pub(super) struct MaildirDirs {
@@ -20,11 +31,15 @@ pub(super) struct MaildirDirs {
     dev: u64,
     /// The root's device and inode: what makes two paths one Maildir.
     id: (u64, u64),
-    /// new/, kept open for the Maildirs that get mail all the time (the
-    /// inbox, the outgoing Maildir). A user's Maildir has its new/ opened
-    /// by the batch that needs it, so that 10,000 mailboxes do not hold
+    /// new/, kept open: from creation for the Maildirs that get mail all
+    /// the time (the inbox, the outgoing Maildir); for a user's Maildir,
+    /// from the first commit that needs it while fewer than
+    /// [`USER_DIRS_KEPT_OPEN`] users' are kept (the others are opened by
+    /// each batch that needs them), so that 10,000 mailboxes do not hold
     /// 10,000 descriptors.
-    kept_open: Option<File>,
+    kept_open: OnceLock<File>,
+    /// Whether `kept_open` was taken against [`USER_DIRS_KEPT_OPEN`].
+    counted: bool,
     /// Directories that gained an entry when this Maildir was created (its
     /// root's parent, the root, ...), not yet fsynced: the committer does
     /// it before acknowledging any copy stored here.
@@ -84,7 +99,10 @@ impl MaildirDirs {
         unsynced.dedup();
         let root_meta = fs::metadata(root).map_err(|err| at(root, err))?;
         let dev = fs::metadata(&new).map_err(|err| at(&new, err))?.dev();
-        let kept_open = if keep_open { Some(File::open(&new).map_err(|err| at(&new, err))?) } else { None };
+        let kept_open = OnceLock::new();
+        if keep_open {
+            let _ = kept_open.set(File::open(&new).map_err(|err| at(&new, err))?);
+        }
         Ok(MaildirDirs {
             root: root.to_path_buf(),
             tmp,
@@ -92,6 +110,7 @@ impl MaildirDirs {
             dev,
             id: (root_meta.dev(), root_meta.ino()),
             kept_open,
+            counted: !keep_open,
             unsynced: Mutex::new(unsynced),
         })
     }
@@ -106,12 +125,30 @@ impl MaildirDirs {
         self.id == other.id
     }
 
-    /// new/, open.
+    /// new/, open: kept open if it is, or may now be (see `kept_open`).
     pub fn new_dir(&self) -> io::Result<NewDir<'_>> {
-        match &self.kept_open {
-            Some(file) => Ok(NewDir::Kept(file)),
-            None => File::open(&self.new).map(NewDir::Opened).map_err(|err| at(&self.new, err)),
+        if let Some(file) = self.kept_open.get() {
+            return Ok(NewDir::Kept(file));
         }
+        let file = File::open(&self.new).map_err(|err| at(&self.new, err))?;
+        if USER_DIRS_OPEN.fetch_add(1, Ordering::Relaxed) >= USER_DIRS_KEPT_OPEN {
+            USER_DIRS_OPEN.fetch_sub(1, Ordering::Relaxed);
+            return Ok(NewDir::Opened(file));
+        }
+        // Only the commit thread opens new/, so the cell is still empty.
+        match self.kept_open.set(file) {
+            Ok(()) => Ok(NewDir::Kept(self.kept_open.get().expect("just set"))),
+            Err(file) => {
+                USER_DIRS_OPEN.fetch_sub(1, Ordering::Relaxed);
+                Ok(NewDir::Opened(file))
+            }
+        }
+    }
+
+    /// Whether new/ is held open now.
+    #[cfg(test)]
+    pub fn is_kept_open(&self) -> bool {
+        self.kept_open.get().is_some()
     }
 
     /// Puts on disk the entries of new/ and of the directories created for
@@ -144,6 +181,14 @@ impl MaildirDirs {
     fn lock_unsynced(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
         // A panic while holding it left a whole Vec: still usable.
         self.unsynced.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for MaildirDirs {
+    fn drop(&mut self) {
+        if self.counted && self.kept_open.get().is_some() {
+            USER_DIRS_OPEN.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -210,5 +255,27 @@ mod tests {
         let err = MaildirDirs::create(&top.path().join("box"), false).err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::NotADirectory, "{err}");
         assert!(err.to_string().contains("box/new exists and is not a directory"), "{err}");
+    }
+
+    /// A user's new/ stays open from its first commit, up to the process's
+    /// bound; past it each commit opens its own. (Other tests may hold
+    /// some of the bound meanwhile, so this counts only what it can.)
+    #[test]
+    fn users_new_dirs_are_kept_open_up_to_the_bound_and_given_back_when_dropped() {
+        let top = tempfile::tempdir().unwrap();
+        let users: Vec<MaildirDirs> = (0..USER_DIRS_KEPT_OPEN + 10)
+            .map(|i| MaildirDirs::create(&top.path().join(format!("user{i}")), false).unwrap())
+            .collect();
+        assert!(!users[0].is_kept_open());
+        let kept = users.iter().filter(|dirs| matches!(dirs.new_dir().unwrap(), NewDir::Kept(_))).count();
+        assert!(kept + 10 <= users.len(), "{kept} kept of {}", users.len());
+        assert!(kept > 0);
+        assert_eq!(users.iter().filter(|dirs| dirs.is_kept_open()).count(), kept);
+        // A kept one is handed out again without an open.
+        let first_kept = users.iter().find(|dirs| dirs.is_kept_open()).expect("some kept");
+        assert!(matches!(first_kept.new_dir().unwrap(), NewDir::Kept(_)));
+        drop(users);
+        let again = MaildirDirs::create(&top.path().join("user0"), false).unwrap();
+        assert!(matches!(again.new_dir().unwrap(), NewDir::Kept(_)), "the dropped ones gave their places back");
     }
 }
