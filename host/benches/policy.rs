@@ -8,7 +8,9 @@
 //!   the bench sends (each is checked and counted; 4e9, not
 //!   `bench/policy.py`'s 10^6: criterion sends millions);
 //! - "policy": that plus a 10,102-key recipients table;
-//! - "greylisting": that plus greylisting, the triplet already passed.
+//! - "greylisting": that plus greylisting, the triplet already passed;
+//! - "policy, decided now": "policy"'s decisions as the connection takes
+//!   them, through `Policy::decide_now` (no future).
 //!
 //! `cargo bench -p smtpcell --bench policy`; bench/README.md has figures.
 //! What this does not show (the guest stopping at the question and being
@@ -20,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use smtp_core::{Answer, BodyType, MailRequest, RcptRequest, Recipient};
+use smtp_core::{Answer, BodyType, MailRequest, Question, RcptRequest, Recipient};
 use smtpcell::policy::{
     Client, Domains, GreylistingConfig, Policy, RateLimitsConfig, Role, Rules, RulesConfig, SystemClock,
 };
@@ -120,6 +122,17 @@ fn bench(c: &mut Criterion) {
         }
         group.bench_function(name, |b| b.iter(|| runtime.block_on(message(&rules, &client, &mail, &rcpt))));
     }
+    // The same decisions as the connection takes them when the policy
+    // decides in memory (`Policy::decide_now`): no future, no runtime.
+    let rules = rules(dir.path(), true, true, false);
+    let (mail, rcpt) = (Question::Mail(mail), Question::Rcpt(rcpt));
+    group.bench_function("policy, decided now", |b| {
+        b.iter(|| {
+            assert_eq!(rules.decide_now(&client, &mail), Some(Answer::ACCEPT));
+            assert_eq!(rules.decide_now(&client, &rcpt), Some(Answer::ACCEPT));
+            assert_eq!(rules.destinations(&client, "rcpt@bench.example").len(), 1);
+        })
+    });
     group.finish();
 }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use smtp_core::{Answer, AuthMechanisms, Credentials, Envelope, Hello, MailRequest, Questions, RcptRequest};
+use smtp_core::{Answer, AuthMechanisms, Credentials, Envelope, Hello, MailRequest, Question, Questions, RcptRequest};
 
 use super::checks::MailAuth;
 use super::content::MessageContent;
@@ -60,6 +60,15 @@ impl Policy for Authenticating {
 
     fn rcpt<'a>(&'a self, client: &'a Client, rcpt: &'a RcptRequest) -> Decision<'a> {
         self.inner.rcpt(client, rcpt)
+    }
+
+    /// The inner policy's, but MAIL's SPF check waits on the DNS, so MAIL
+    /// is always decided by [`Policy::mail`].
+    fn decide_now(&self, client: &Client, question: &Question) -> Option<Answer> {
+        match question {
+            Question::Mail(_) => None,
+            _ => self.inner.decide_now(client, question),
+        }
     }
 
     fn destinations(&self, client: &Client, forward_path: &str) -> Vec<Destination> {

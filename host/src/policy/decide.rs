@@ -13,7 +13,9 @@
 use std::future::{Future, ready};
 use std::pin::Pin;
 
-use smtp_core::{Answer, AuthMechanisms, Credentials, Envelope, Hello, MailRequest, Questions, RcptRequest, Reason};
+use smtp_core::{
+    Answer, AuthMechanisms, Credentials, Envelope, Hello, MailRequest, Question, Questions, RcptRequest, Reason,
+};
 
 use super::client::Client;
 use crate::spool::Destination;
@@ -110,6 +112,20 @@ pub trait Policy: Send + Sync + 'static {
     fn rcpt<'a>(&'a self, client: &'a Client, rcpt: &'a RcptRequest) -> Decision<'a> {
         let _ = (client, rcpt);
         decided(Answer::ACCEPT)
+    }
+
+    /// The decision on `question` when it can be taken now, without
+    /// waiting (no I/O, no timer, no lock held for long): the connection
+    /// then answers with it at once, without boxing a decision future or
+    /// arming the decision's timeout. Asked before [`Policy::mail`] and
+    /// [`Policy::rcpt`], for MAIL and RCPT only. Only acceptances, and only
+    /// with every effect the asynchronous method would have (a rate limit
+    /// counted): `None` (the default) leaves the question to the
+    /// asynchronous method, so a refusal, and the host's bookkeeping of it,
+    /// stays in one place. `None` must have changed nothing.
+    fn decide_now(&self, client: &Client, question: &Question) -> Option<Answer> {
+        let _ = (client, question);
+        None
     }
 
     /// Where an accepted recipient's copies go (asked at `message-begin`,

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use smtp_core::{Answer, AuthMechanisms, Credentials, MailRequest, Questions, RcptRequest, Reason, Refusal};
+use smtp_core::{Answer, AuthMechanisms, Credentials, MailRequest, Question, Questions, RcptRequest, Reason, Refusal};
 use tracing::info;
 
 use crate::events::{self, Event};
@@ -141,6 +141,32 @@ impl Rules {
         client.authenticated.is_some() || self.config.relay_networks.contains(client.ip)
     }
 
+    /// RCPT's refusals that need no waiting, in [`Policy::rcpt`]'s order:
+    /// the session's bound on refused recipients (421, ending it), then
+    /// the route (an unknown local user, relay denied).
+    fn rcpt_refused(&self, client: &Client, forward_path: &str) -> Option<Answer> {
+        let max = self.config.max_refused_recipients;
+        if max > 0 && client.refused_recipients >= max {
+            return Some(Answer::Refuse(Refusal {
+                reason: Reason::Policy,
+                permanent: false,
+                text: Some("too many refused recipients".into()),
+                disconnect: true,
+            }));
+        }
+        match self.route(client, forward_path) {
+            Route::Refused(reason) => Some(refuse(reason, true, false)),
+            _ => None,
+        }
+    }
+
+    /// The greylist that applies to `client`'s recipients, if any: relayed
+    /// mail comes only from clients that may relay, which greylisting
+    /// skips.
+    fn greylisting(&self, client: &Client) -> Option<&Greylist> {
+        self.greylist.as_deref().filter(|_| !self.may_relay(client))
+    }
+
     fn route<'a>(&'a self, client: &Client, forward_path: &str) -> Route<'a> {
         let local = match &self.table {
             Some(table) => match table.lookup(forward_path) {
@@ -215,24 +241,13 @@ impl Policy for Rules {
 
     fn rcpt<'a>(&'a self, client: &'a Client, rcpt: &'a RcptRequest) -> Decision<'a> {
         Box::pin(async move {
-            let max = self.config.max_refused_recipients;
-            if max > 0 && client.refused_recipients >= max {
-                info!(client = %client.ip, refused = client.refused_recipients, "too many refused recipients: ending the session");
-                return Answer::Refuse(Refusal {
-                    reason: Reason::Policy,
-                    permanent: false,
-                    text: Some("too many refused recipients".into()),
-                    disconnect: true,
-                });
+            if let Some(refusal) = self.rcpt_refused(client, &rcpt.recipient.address) {
+                if let Answer::Refuse(Refusal { disconnect: true, .. }) = refusal {
+                    info!(client = %client.ip, refused = client.refused_recipients, "too many refused recipients: ending the session");
+                }
+                return refusal;
             }
-            if let Route::Refused(reason) = self.route(client, &rcpt.recipient.address) {
-                return refuse(reason, true, false);
-            }
-            // Relayed mail comes only from clients that may relay, which
-            // greylisting skips.
-            if let Some(greylist) = &self.greylist
-                && !self.may_relay(client)
-            {
+            if let Some(greylist) = self.greylisting(client) {
                 let verdict = greylist.check(client.ip, &rcpt.reverse_path, &rcpt.recipient.address).await;
                 let name = if verdict == Verdict::Defer { "defer" } else { "pass" };
                 events::emit(Event::Greylisting { listener: client.role, client: client.ip, verdict: name });
@@ -247,6 +262,31 @@ impl Policy for Rules {
             }
             Answer::ACCEPT
         })
+    }
+
+    /// MAIL and RCPT when every check they make is in memory (no
+    /// greylisting, no shared rate limits) and accepts; the rest, refusals
+    /// included, is left to [`Policy::mail`] and [`Policy::rcpt`].
+    fn decide_now(&self, client: &Client, question: &Question) -> Option<Answer> {
+        match question {
+            Question::Mail(mail) => {
+                if let Some(limits) = &self.rate_limits {
+                    let reverse_path = &mail.reverse_path;
+                    limits.message_now(client.ip, client.authenticated.as_deref(), reverse_path)?.ok()?;
+                }
+                Some(Answer::ACCEPT)
+            }
+            Question::Rcpt(rcpt) => {
+                if self.rcpt_refused(client, &rcpt.recipient.address).is_some() || self.greylisting(client).is_some() {
+                    return None;
+                }
+                if let Some(limits) = &self.rate_limits {
+                    limits.recipient_now(client.ip)?.ok()?;
+                }
+                Some(Answer::ACCEPT)
+            }
+            _ => None,
+        }
     }
 
     fn destinations(&self, client: &Client, forward_path: &str) -> Vec<Destination> {

@@ -362,6 +362,13 @@ impl<'c> Connection<'c> {
                 self.refused(&question, Reason::AuthRequired);
                 return Answer::refuse(Reason::AuthRequired, true);
             }
+            // An acceptance decided in memory needs no future nor timer,
+            // and no bookkeeping; anything else is decided below.
+            Question::Mail(_) | Question::Rcpt(_)
+                if let Some(answer @ Answer::Accept(_)) = policy.decide_now(client, &question) =>
+            {
+                return answer;
+            }
             Question::Mail(mail) => policy.mail(client, mail),
             Question::Rcpt(rcpt) => policy.rcpt(client, rcpt),
             Question::Auth(credentials) => policy.auth(client, credentials),

@@ -262,20 +262,39 @@ impl RateLimits {
     /// that applies, or refuses (451 4.7.1) and counts nothing.
     pub async fn message(&self, ip: IpAddr, authenticated: Option<&str>, reverse_path: &str) -> Result<(), Limited> {
         let Some(key) = self.key(ip) else { return Ok(()) };
-        if let Some(shared) = &self.shared {
-            return shared.message(&key, authenticated, reverse_path).await;
+        match &self.shared {
+            Some(shared) => shared.message(&key, authenticated, reverse_path).await,
+            None => self.local_message(&key, authenticated, reverse_path),
         }
+    }
+
+    /// [`RateLimits::message`] when it is decided without waiting: `None`
+    /// (nothing counted) when the limits are shared, which asks PostgreSQL.
+    pub fn message_now(
+        &self,
+        ip: IpAddr,
+        authenticated: Option<&str>,
+        reverse_path: &str,
+    ) -> Option<Result<(), Limited>> {
+        let Some(key) = self.key(ip) else { return Some(Ok(())) };
+        match &self.shared {
+            Some(_) => None,
+            None => Some(self.local_message(&key, authenticated, reverse_path)),
+        }
+    }
+
+    fn local_message(&self, key: &ClientKey, authenticated: Option<&str>, reverse_path: &str) -> Result<(), Limited> {
         let user = self.user_messages.as_ref().zip(authenticated).map(|(limit, user)| (limit, Arc::from(user)));
         let sender = self
             .sender_messages
             .as_ref()
             .filter(|_| !reverse_path.is_empty())
             .map(|limit| (limit, Arc::from(reverse_path.to_lowercase())));
-        self.messages.allows(&key)?;
+        self.messages.allows(key)?;
         for (limit, name) in user.iter().chain(&sender) {
             limit.allows(name)?;
         }
-        self.messages.count(&key);
+        self.messages.count(key);
         for (limit, name) in user.into_iter().chain(sender) {
             limit.count(name);
         }
@@ -286,11 +305,25 @@ impl RateLimits {
     /// 4.7.1) and counts nothing.
     pub async fn recipient(&self, ip: IpAddr) -> Result<(), Limited> {
         let Some(key) = self.key(ip) else { return Ok(()) };
-        if let Some(shared) = &self.shared {
-            return shared.recipient(&key).await;
+        match &self.shared {
+            Some(shared) => shared.recipient(&key).await,
+            None => self.local_recipient(&key),
         }
-        self.recipients.allows(&key)?;
-        self.recipients.count(&key);
+    }
+
+    /// [`RateLimits::recipient`] when it is decided without waiting: `None`
+    /// (nothing counted) when the limits are shared.
+    pub fn recipient_now(&self, ip: IpAddr) -> Option<Result<(), Limited>> {
+        let Some(key) = self.key(ip) else { return Some(Ok(())) };
+        match &self.shared {
+            Some(_) => None,
+            None => Some(self.local_recipient(&key)),
+        }
+    }
+
+    fn local_recipient(&self, key: &ClientKey) -> Result<(), Limited> {
+        self.recipients.allows(key)?;
+        self.recipients.count(key);
         Ok(())
     }
 

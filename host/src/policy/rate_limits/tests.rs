@@ -137,6 +137,29 @@ fn a_refused_request_counts_against_no_limit() {
     assert_eq!(done(limits.recipient(ip("192.0.2.3"))), Err(Limited::NetworkRecipientsPerMinute));
 }
 
+/// The synchronous checks the connection takes before any future count
+/// exactly as the asynchronous ones: a pass counts, a refusal does not.
+#[test]
+fn decided_now_the_limits_count_as_when_awaited() {
+    let (limits, _clock) =
+        limits("client_recipients_per_minute = 2\nnetwork_recipients_per_minute = 3\nsender_messages_per_hour = 1");
+    let now = |text| limits.recipient_now(ip(text)).expect("local limits decide now");
+    now("192.0.2.1").unwrap();
+    done(limits.recipient(ip("192.0.2.1"))).unwrap();
+    for _ in 0..10 {
+        assert_eq!(now("192.0.2.1"), Err(Limited::ClientRecipientsPerMinute));
+    }
+    // The refusals counted nothing: the network has one recipient left.
+    now("192.0.2.2").unwrap();
+    assert_eq!(now("192.0.2.3"), Err(Limited::NetworkRecipientsPerMinute));
+
+    let mail = |sender| limits.message_now(ip("198.51.100.1"), None, sender).expect("local limits decide now");
+    mail("a@example.org").unwrap();
+    assert_eq!(mail("A@example.org"), Err(Limited::SenderMessagesPerHour));
+    assert_eq!(done(limits.message(ip("198.51.100.1"), None, "a@example.org")), Err(Limited::SenderMessagesPerHour));
+    mail("b@example.org").unwrap();
+}
+
 #[test]
 fn recipients_per_minute_refuse_past_the_count_and_come_back() {
     let (limits, clock) = limits("client_recipients_per_minute = 100");
