@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// How many users' new/ directories the process keeps open, at most: the
-/// first this many to get mail (a busy MX's busiest users, most likely)
-/// then cost a commit batch no `open` and `close`. A bound on descriptors,
-/// not a cache: a user's directory stays open as long as its Maildir is
-/// known to the spool.
+/// first this many to get mail after start-up (not necessarily the
+/// busiest) then cost a commit batch no `open` and `close`. A bound on
+/// descriptors, not a cache: a user's directory stays open as long as its
+/// Maildir is known to the spool.
 pub(super) const USER_DIRS_KEPT_OPEN: usize = 256;
 
 /// Users' new/ directories kept open now, in the whole process.
@@ -135,7 +135,8 @@ impl MaildirDirs {
             USER_DIRS_OPEN.fetch_sub(1, Ordering::Relaxed);
             return Ok(NewDir::Opened(file));
         }
-        // Only the commit thread opens new/, so the cell is still empty.
+        // Another caller may have kept one meanwhile: this one is then
+        // used once and closed.
         match self.kept_open.set(file) {
             Ok(()) => Ok(NewDir::Kept(self.kept_open.get().expect("just set"))),
             Err(file) => {
