@@ -78,15 +78,16 @@ def cell(rs, key, digits):
     return "%s (%s)" % (fmt(med(values), digits), ", ".join(fmt(v, digits) for v in values))
 
 
-def pairs(results, wl, variant, baseline):
-    """(variant's, baseline's) CPU s per 1,000 messages, rep by rep."""
+def pairs(results, wl, variant, baseline, key="cpu1k"):
+    """(variant's, baseline's) `key` (CPU s per 1,000 messages, or its user
+    or system part), rep by rep."""
     out = []
     for r in results:
         if r["wl"] == wl and r["target"] == variant:
             base = next((p for p in results if p["wl"] == wl and p["target"] == baseline and p["rep"] == r["rep"]),
                         None)
-            if base and base["cpu1k"] and r["cpu1k"] is not None:
-                out.append((r["cpu1k"], base["cpu1k"]))
+            if base and base.get(key) is not None and r.get(key) is not None:
+                out.append((r[key], base[key]))
     return out
 
 
@@ -101,7 +102,7 @@ def median_ci(xs, rounds=2000):
 def ratio_cells(results, wl, variant, baseline):
     """The reps' median CPU-per-message ratio over `baseline`'s with its
     range, its 95 % interval, and the median extra ms per message."""
-    paired = pairs(results, wl, variant, baseline)
+    paired = [(a, b) for a, b in pairs(results, wl, variant, baseline) if b]
     ratios = [a / b for a, b in paired]
     spread = " [%.2f, %.2f]" % (min(ratios), max(ratios)) if len(ratios) > 1 else ""
     ci = "%.2f-%.2f" % median_ci(ratios) if len(ratios) > 2 else "-"

@@ -190,9 +190,6 @@ class Hosts:
     def ports(self):
         return [server.port for server in self.servers]
 
-    def cpu(self):
-        return sum(cpu_seconds(server.proc.pid) for server in self.servers)
-
     def cpu_split(self):
         """(user, system) CPU seconds of all the servers."""
         splits = [cpu_split(server.proc.pid) for server in self.servers]
@@ -302,17 +299,18 @@ def run_one(target, wl, args, source, env):
         before = target.stored()
         subprocess.run(["sync"])
         time.sleep(0.3)
-        (user0, sys0), cpu0 = target.cpu_split(), target.cpu()
+        user0, sys0 = target.cpu_split()
         pg0 = target.cluster.cpu() if target.cluster else None
         acked, elapsed = smtp_source(source, env, args, target.ports())
-        (user1, sys1), cpu1 = target.cpu_split(), target.cpu()
+        user1, sys1 = target.cpu_split()
         pg1 = target.cluster.cpu() if target.cluster else None
         hwm = target.hwm()
         stored = None if before is None else target.stored() - before
     finally:
         target.stop()
     r = dict(target=target.name, wl=wl, acked=acked, rate=acked / elapsed if elapsed else 0.0,
-             cpu1k=(cpu1 - cpu0) * 1000.0 / acked if acked else None, hwm=hwm / 1024.0, stored=stored,
+             cpu1k=(user1 + sys1 - user0 - sys0) * 1000.0 / acked if acked else None, hwm=hwm / 1024.0,
+             stored=stored,
              user1k=(user1 - user0) * 1000.0 / acked if acked else None,
              sys1k=(sys1 - sys0) * 1000.0 / acked if acked else None,
              pg1k=(pg1 - pg0) * 1000.0 / acked if acked and pg0 is not None else None)

@@ -197,13 +197,7 @@ class Variant(load.Server):
 def split_extra(results, wl, variant, key):
     """The median over reps of `variant`'s `key` (user1k or sys1k) minus
     plain's in the same rep, in ms per message."""
-    diffs = []
-    for r in results:
-        if r["wl"] == wl and r["target"] == variant:
-            base = next((p for p in results if p["wl"] == wl and p["target"] == "plain" and p["rep"] == r["rep"]), None)
-            if base and base.get(key) is not None and r.get(key) is not None:
-                diffs.append(r[key] - base[key])
-    return fmt(med(diffs), 4)
+    return fmt(med(a - b for a, b in pairs(results, wl, variant, "plain", key)), 4)
 
 
 def report(results, wls, variants, o, keys):
@@ -252,7 +246,7 @@ def report(results, wls, variants, o, keys):
                     w, v, *ratio_cells(results, w, v, "plain"), *extra,
                     "%.2f" % (vr / pr) if vr is not None and pr else "-"))
         if "b" in wls and "policy" in variants:
-            ratio = med(a / b for a, b in pairs(results, "b", "policy", "plain"))
+            ratio = med(a / b for a, b in pairs(results, "b", "policy", "plain") if b)
             of = [med(r["cpu1k"] for r in results if r["wl"] == "b" and r["target"] == v) for v in ("policy", "plain")]
             if ratio is not None and of[1]:
                 print("\nIssue 14 criterion (policy on b, CPU per message at most 1.10 x plain): median of the reps'"
