@@ -1,19 +1,24 @@
 """Same-run A/B comparisons of smtpcell variants under smtp-source, shared
 by bench/policy.py and bench/metrics.py: their command line, the
-interleaved reps, and the statistics of the per-rep ratios."""
+interleaved reps (each run's store on a fresh filesystem, see fresh_fs.py),
+and the statistics of the per-rep ratios."""
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
 
 import load
+from fresh_fs import fresh_fs, private_mounts
 
 
 def arguments(doc, variants, reps, more=None, default=None):
     """The common options (`--workloads`, `--variants`, `--reps`, `--scale`,
-    `--binary`, `--json`), `more(parser)` adding a script's own, checked:
-    `o.wls` and `o.variants` are lists (`default`, or every variant)."""
+    `--binary`, `--json`, `--fs`), `more(parser)` adding a script's own,
+    checked: `o.wls` and `o.variants` are lists (`default`, or every
+    variant). With `--fs fresh` (the default) the script re-runs itself in
+    a private mount namespace first."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workloads", default="b")
     ap.add_argument("--variants", default=",".join(default or variants))
@@ -21,6 +26,9 @@ def arguments(doc, variants, reps, more=None, default=None):
     ap.add_argument("--scale", type=float, default=1.0, help="multiply message counts (quick runs)")
     ap.add_argument("--binary", default=load.SMTPCELL, help="the smtpcell binary (default $SMTPCELL)")
     ap.add_argument("--json", help="also write every run's figures to this file")
+    ap.add_argument("--fs", choices=["fresh", "shared"], default="fresh",
+                    help="fresh: every run's store on a new journaled ext4 (root; see fresh_fs.py); shared: "
+                         "on the work disk, under $BENCH_WORK/maildir")
     if more:
         more(ap)
     o = ap.parse_args()
@@ -34,13 +42,16 @@ def arguments(doc, variants, reps, more=None, default=None):
     for w in o.wls:
         if w not in load.WORKLOADS:
             raise SystemExit("unknown workload %s (have %s)" % (w, ", ".join(load.WORKLOADS)))
+    if o.fs == "fresh":
+        private_mounts()
     return o
 
 
 def prepare(o):
-    """Removes the previous run's Maildirs (and waits, see load.py), notes the
-    machine in `o.machine`; returns smtp-source and its environment."""
-    load.clean_maildirs(wait=True)
+    """Removes the previous run's Maildirs (and, for stores on the work
+    disk, waits: see load.py), notes the machine in `o.machine`; returns
+    smtp-source and its environment."""
+    load.clean_maildirs(wait=o.fs == "shared")
     o.machine = load.machine()
     source, _sink, env = load.postfix_tools()
     return source, env
@@ -48,18 +59,36 @@ def prepare(o):
 
 def interleaved(o, source, env, target):
     """Every (rep, workload, variant) run, the variants' order rotated per
-    rep so that none always runs first; `target(variant)` makes the server
-    and `target.figures()` (if any) adds to its run's figures."""
+    rep so that none always runs first; `target(variant, under)` makes the
+    server, its files under the directory `under` (a fresh filesystem's
+    root, or None: the work disk), and `target.figures()` (if any) adds to
+    its run's figures."""
     results = []
     for rep in range(o.reps):
         order = o.variants[rep % len(o.variants):] + o.variants[:rep % len(o.variants)]
         for w in o.wls:
             for v in order:
-                server = target(v)
-                r = load.run_one(server, w, load.scaled(load.WORKLOADS[w], o.scale), source, env)
-                r.update(rep=rep, **(server.figures() if hasattr(server, "figures") else {}))
+                with store(o, "%s-%s-%d" % (w, v, rep)) as under:
+                    server = target(v, under)
+                    r = load.run_one(server, w, load.scaled(load.WORKLOADS[w], o.scale), source, env)
+                    r.update(rep=rep, **(server.figures() if hasattr(server, "figures") else {}))
                 results.append(r)
     return results
+
+
+def stores(o):
+    """Where the runs stored, for a report's header."""
+    if o.fs == "fresh":
+        return "stores: each run's on a new journaled ext4 (2 GiB loop file, bench/fresh_fs.py)"
+    return "stores: on the work disk, under %s" % os.path.join(load.WORK, "maildir")
+
+
+def store(o, name):
+    """The directory a run keeps its files under: a fresh filesystem named
+    `name` (`--fs fresh`), or None (the work disk)."""
+    if o.fs == "fresh":
+        return fresh_fs(os.path.join(load.WORK, "fs", load.RUN_ID, name))
+    return contextlib.nullcontext()
 
 
 def med(xs):

@@ -235,13 +235,16 @@ def smtpcell_hosts(store, hosts, name="smtpcell", binary=None):
     return Hosts(label, servers, cluster)
 
 
-def smtpcell_target(name="smtpcell", extra=(), binary=None, maildir=True):
+def smtpcell_target(name="smtpcell", extra=(), binary=None, maildir=True, under=None):
     # A fresh Maildir per run, never one deleted just before: on ext4 without
     # a journal (this VM's disk), inode allocation scans past every recently
     # freed inode (`recently_deleted`), so deleting 5,000 files right before a
     # run makes each new file cost a long kernel scan. All the run's Maildirs
-    # are removed by the next run, which then waits (clean_maildirs).
-    maildir = os.path.join(WORK, "maildir", RUN_ID, "%s-%d" % (name, time.monotonic_ns())) if maildir else None
+    # are removed by the next run, which then waits (clean_maildirs). `under`
+    # (a fresh filesystem, see fresh_fs.py) replaces the work disk's
+    # $BENCH_WORK/maildir/RUN_ID.
+    root = under or os.path.join(WORK, "maildir", RUN_ID)
+    maildir = os.path.join(root, "%s-%d" % (name, time.monotonic_ns())) if maildir else None
     storage = ["--maildir", maildir] if maildir else []
 
     NO_MAIL_AUTH = no_mail_auth(binary or SMTPCELL)
@@ -454,9 +457,12 @@ def clean_maildirs(wait):
     old = glob.glob(os.path.join(WORK, "maildir", "*"))
     for d in old:
         shutil.rmtree(d, ignore_errors=True)
-    if not (old and wait):
+    if not old:
         return
+    # Written back now, not by the flusher during the first run.
     os.sync()
+    if not wait:
+        return
     log("removed earlier Maildirs; waiting 65 s for ext4 to let their inodes be reused")
     time.sleep(65)
     deadline = time.monotonic() + 300

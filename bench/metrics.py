@@ -4,6 +4,7 @@ and on, same run, under Postfix's smtp-source.
 
 Issue 16 asks for the CPU per message of metrics on against off on
 workload b (same-run A/B). Variants, each a fresh server on a fresh Maildir
+(by default on a new journaled filesystem of its own: --fs, fresh_fs.py)
 with the embedded default (no configuration file; method and workloads as
 bench/load.py's, which this imports):
 
@@ -31,6 +32,7 @@ range, a 95 % bootstrap interval of the median) and the extra ms per
 message. Reps interleave the variants, rotating their order.
 
 Usage: bench/metrics.py [--workloads b] [--reps 12] [--variants off,on,info,on-json] [--before BINARY] [--scale F] [--json FILE]
+                        [--fs fresh|shared]
 Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default
 /tmp/smtpcell-bench).
 """
@@ -44,7 +46,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (bench/load.py, beside this file)
-from ab import arguments, cell, interleaved, prepare, ratio_cells  # noqa: E402
+from ab import arguments, cell, stores, interleaved, prepare, ratio_cells  # noqa: E402
 
 VARIANTS = ["off", "on", "info", "on-json", "before"]
 
@@ -56,7 +58,7 @@ def log(*a):
 class Variant(load.Server):
     """One smtpcell process for one variant."""
 
-    def __init__(self, variant, binary, before):
+    def __init__(self, variant, binary, before, under):
         self.variant = variant
         self.metrics_port = load.free_port() if variant.startswith("on") else None
         extra = []
@@ -64,7 +66,8 @@ class Variant(load.Server):
             extra += ["--metrics", "%s:%d" % (load.HOST, self.metrics_port)]
         if variant == "on-json":
             extra += ["--log-format", "json"]
-        base = load.smtpcell_target(variant, extra=extra, binary=before if variant == "before" else binary)
+        base = load.smtpcell_target(variant, extra=extra, binary=before if variant == "before" else binary,
+                                    under=under)
         env = dict(base.env, SMTPCELL_LOG="info") if variant in ("info", "on-json") else base.env
         super().__init__(variant, base.argv, env, base.maildir)
         self.scraped = self.on_disk = None
@@ -90,6 +93,7 @@ def report(results, wls, variants, o):
     print("  load average at the end %.2f %.2f %.2f" % os.getloadavg())
     print("  binary: %s%s" % (o.binary, "; before: %s" % o.before if o.before else ""))
     print("  command: %s" % " ".join(["bench/metrics.py"] + [shlex.quote(a) for a in sys.argv[1:]]))
+    print("  " + stores(o))
     for w in wls:
         print("  %s: smtp-source %s %s 127.0.0.1:PORT" % (w, " ".join(load.scaled(load.WORKLOADS[w], o.scale)),
                                                          " ".join(load.SRC_COMMON)))
@@ -131,7 +135,7 @@ def main():
         raise SystemExit("variant before needs --before BINARY")
     wls, variants = o.wls, o.variants
     source, env = prepare(o)
-    results = interleaved(o, source, env, lambda v: Variant(v, o.binary, o.before))
+    results = interleaved(o, source, env, lambda v, under: Variant(v, o.binary, o.before, under))
     ok = report(results, wls, variants, o)
     if o.json:
         with open(o.json, "w") as f:

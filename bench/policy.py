@@ -4,7 +4,8 @@ binary, with and without a policy, same run, under Postfix's smtp-source.
 
 Issue 14 is done when "the policy checks cost at most 10 % of server CPU
 per message on workload b with a 10,000-entry recipients table (same-run
-A/B)". Variants, each a fresh server on a fresh Maildir (method and
+A/B)". Variants, each a fresh server on a fresh Maildir, by default on a
+new journaled filesystem of its own (--fs, see fresh_fs.py; method and
 workloads as bench/load.py's, which this imports):
 
   plain            no configuration file: the embedded default (every
@@ -50,6 +51,7 @@ is why: pair each run with plain's of the same rep, and use many reps
 (--reps 12 --scale 2 for a verdict within a few per cent).
 
 Usage: bench/policy.py [--workloads b] [--reps 3] [--variants V,V...] [--scale F] [--users N] [--json FILE]
+                       [--fs fresh|shared]
 Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default
 /tmp/smtpcell-bench), SMTPCELL_LOG (default warn).
 """
@@ -63,7 +65,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (bench/load.py, beside this file)
-from ab import arguments, cell, fmt, interleaved, med, pairs, prepare, ratio_cells  # noqa: E402
+from ab import arguments, cell, stores, fmt, interleaved, med, pairs, prepare, ratio_cells  # noqa: E402
 
 VARIANTS = ["plain", "domains", "questions", "policy-inbox", "policy", "policy-greylist"]
 DOMAIN = "bench.example"
@@ -155,8 +157,8 @@ def pre_pass(port):
 class Variant(load.Server):
     """One smtpcell process for one variant, its files in a fresh directory."""
 
-    def __init__(self, variant, binary, table):
-        base = load.smtpcell_target(variant, binary=binary)
+    def __init__(self, variant, binary, table, under):
+        base = load.smtpcell_target(variant, binary=binary, under=under)
         self.variant, self.inbox = variant, base.maildir
         run_dir = base.maildir + ".run"
         os.makedirs(run_dir)
@@ -206,6 +208,7 @@ def report(results, wls, variants, o, keys):
     print("  load average at the end %.2f %.2f %.2f" % os.getloadavg())
     print("  binary: %s" % o.binary)
     print("  command: %s" % " ".join(["bench/policy.py"] + [shlex.quote(a) for a in sys.argv[1:]]))
+    print("  " + stores(o))
     for w in wls:
         print("  %s: smtp-source %s %s 127.0.0.1:PORT" % (w, " ".join(load.scaled(load.WORKLOADS[w], o.scale)),
                                                          " ".join(load.SRC_COMMON)))
@@ -270,13 +273,14 @@ def main():
     text, keys = recipients_table(o.users)
     with open(table, "w") as f:
         f.write(text)
-    results = interleaved(o, source, env, lambda v: Variant(v, o.binary, table))
+    results = interleaved(o, source, env, lambda v, under: Variant(v, o.binary, table, under))
     ok = report(results, wls, variants, o, keys)
     if o.json:
         with open(o.json, "w") as f:
             json.dump(dict(command=sys.argv, binary=o.binary, machine=o.machine, results=results), f, indent=1)
-    log("Maildirs of this run kept under %s (removed by the next run, before it waits)"
-        % os.path.join(load.WORK, "maildir"))
+    if o.fs == "shared":
+        log("Maildirs of this run kept under %s (removed by the next run, before it waits)"
+            % os.path.join(load.WORK, "maildir"))
     sys.exit(0 if ok else 1)
 
 
