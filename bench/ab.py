@@ -15,7 +15,7 @@ from fresh_fs import fresh_fs, private_mounts
 
 def arguments(doc, variants, reps, more=None, default=None):
     """The common options (`--workloads`, `--variants`, `--reps`, `--scale`,
-    `--binary`, `--json`, `--fs`), `more(parser)` adding a script's own,
+    `--binary`, `--json`, `--together`, `--fs`), `more(parser)` adding a script's own,
     checked: `o.wls` and `o.variants` are lists (`default`, or every
     variant). With `--fs fresh` (the default) the script re-runs itself in
     a private mount namespace first."""
@@ -26,6 +26,9 @@ def arguments(doc, variants, reps, more=None, default=None):
     ap.add_argument("--scale", type=float, default=1.0, help="multiply message counts (quick runs)")
     ap.add_argument("--binary", default=load.SMTPCELL, help="the smtpcell binary (default $SMTPCELL)")
     ap.add_argument("--json", help="also write every run's figures to this file")
+    ap.add_argument("--together", action="store_true",
+                    help="run a rep's variants at once, each under its own smtp-source (see load.run_together), "
+                         "instead of one after the other")
     ap.add_argument("--fs", choices=["fresh", "shared"], default="fresh",
                     help="fresh: every run's store on a new journaled ext4 (root; see fresh_fs.py); shared: "
                          "on the work disk, under $BENCH_WORK/maildir")
@@ -74,6 +77,39 @@ def interleaved(o, source, env, target):
                     r.update(rep=rep, **(server.figures() if hasattr(server, "figures") else {}))
                 results.append(r)
     return results
+
+
+def simultaneous(o, source, env, target):
+    """Every (rep, workload): all the variants at once, each its own server
+    under its own smtp-source (`load.run_together`), so that the machine's
+    drift between runs cannot enter a rep's ratios; `target` as for
+    `interleaved`."""
+    results = []
+    for rep in range(o.reps):
+        # Started and warmed up in turn: the order rotates per rep.
+        order = o.variants[rep % len(o.variants):] + o.variants[:rep % len(o.variants)]
+        for w in o.wls:
+            with contextlib.ExitStack() as stack:
+                servers = [target(v, stack.enter_context(store(o, "%s-%s-%d" % (w, v, rep)))) for v in order]
+                rs = load.run_together(servers, w, load.scaled(load.WORKLOADS[w], o.scale), source, env)
+                for server, r in zip(servers, rs):
+                    r.update(rep=rep, **(server.figures() if hasattr(server, "figures") else {}))
+            results += rs
+    return results
+
+
+def runs(o, source, env, target):
+    """Every rep's runs: at once with `--together` (`simultaneous`), else
+    one after the other (`interleaved`)."""
+    return (simultaneous if o.together else interleaved)(o, source, env, target)
+
+
+def method(o):
+    """How the reps ran, for a report's header."""
+    if o.together:
+        return ("%d reps, a rep's variants at once, each under its own smtp-source (start order rotated per rep); "
+                "median first, every rep in brackets" % o.reps)
+    return "%d reps, variants interleaved (order rotated per rep); median first, every rep in brackets" % o.reps
 
 
 def stores(o):

@@ -323,6 +323,66 @@ def run_one(target, wl, args, source, env):
     return r
 
 
+def run_together(servers, wl, args, source, env):
+    """Warm-up, then the workload `args` against every server of `servers`
+    at once, each under its own smtp-source: a simultaneous A/B, in which
+    the machine's drift (10-30 % between runs minutes apart) is the same
+    for every server. Each server's figures cover the window until the
+    first smtp-source finishes (all servers loaded): CPU over the messages
+    it stored in that window. Returns one figure dict per server (run_one's
+    keys); `acked` and `stored` are whole-run totals, to be compared."""
+    started = []
+    try:
+        for server in servers:
+            server.start(free_port())
+            started.append(server)
+        for server in servers:
+            smtp_source(source, env, ["-c", "-s", "20", "-m", "200", "-l", "1024"], [server.port])  # warm-up
+        before = [server.stored() for server in servers]
+        subprocess.run(["sync"])
+        time.sleep(0.3)
+        cpu0 = [cpu_split(server.proc.pid) for server in servers]
+        t0 = time.monotonic()
+        # Counts to files, not pipes: a pipe nobody reads fills and stalls smtp-source.
+        outs = [open(os.path.join(WORK, "logs", "smtp-source-%d.out" % server.port), "w+b") for server in servers]
+        procs = [subprocess.Popen([source] + args + SRC_COMMON + ["%s:%d" % (HOST, server.port)], env=env,
+                                  stdout=out, stderr=subprocess.STDOUT) for server, out in zip(servers, outs)]
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.005)
+        cpu1 = [cpu_split(server.proc.pid) for server in servers]
+        window = time.monotonic() - t0
+        in_window = [server.stored() - b for server, b in zip(servers, before)]
+        for p in procs:
+            p.wait()
+        acked = []
+        for p, out in zip(procs, outs):
+            out.seek(0)
+            text = out.read()
+            out.close()
+            if p.returncode != 0:
+                log("smtp-source exited %d: %s" % (p.returncode, text.decode(errors="replace")[-300:]))
+            nums = re.findall(rb"(\d+)\r", text)
+            acked.append(int(nums[-1]) if nums else 0)
+        hwm = [status_kib(server.proc.pid, "VmHWM") / 1024.0 for server in servers]
+        stored = [server.stored() - b for server, b in zip(servers, before)]
+    finally:
+        for server in started:
+            server.stop()
+    results = []
+    for i, server in enumerate(servers):
+        n = in_window[i]
+        (u0, s0), (u1, s1) = cpu0[i], cpu1[i]
+        r = dict(target=server.name, wl=wl, acked=acked[i], rate=n / window if window else 0.0,
+                 cpu1k=(u1 + s1 - u0 - s0) * 1000.0 / n if n else None, hwm=hwm[i], stored=stored[i],
+                 user1k=(u1 - u0) * 1000.0 / n if n else None, sys1k=(s1 - s0) * 1000.0 / n if n else None,
+                 pg1k=None, window=n)
+        log("%-15s %s  %5d stored in the %.2f s window = %7.1f msg/s  cpu/1k %s  hwm %.1f MiB  acked %d stored %d"
+            % (r["target"], wl, n, window, r["rate"], "%.3f" % r["cpu1k"] if r["cpu1k"] else "n/a", r["hwm"],
+               acked[i], stored[i]))
+        results.append(r)
+    return results
+
+
 def machine():
     model = "?"
     with open("/proc/cpuinfo") as f:

@@ -46,7 +46,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (bench/load.py, beside this file)
-from ab import arguments, cell, stores, interleaved, prepare, ratio_cells  # noqa: E402
+from ab import arguments, cell, method, prepare, ratio_cells, runs, stores  # noqa: E402
 
 VARIANTS = ["off", "on", "info", "on-json", "before"]
 
@@ -98,7 +98,7 @@ def report(results, wls, variants, o):
         print("  %s: smtp-source %s %s 127.0.0.1:PORT" % (w, " ".join(load.scaled(load.WORKLOADS[w], o.scale)),
                                                          " ".join(load.SRC_COMMON)))
     if o.reps > 1:
-        print("  %d reps, variants interleaved (order rotated per rep); median first, every rep in brackets" % o.reps)
+        print("  " + method(o))
     print()
     print("| wl | variant | msg/s | server CPU s/1k msgs | peak RSS MiB | acked | stored | /metrics == new/ |")
     print("|----|---------|------:|---------------------:|-------------:|------:|-------:|-----------------:|")
@@ -135,7 +135,7 @@ def main():
         raise SystemExit("variant before needs --before BINARY")
     wls, variants = o.wls, o.variants
     source, env = prepare(o)
-    results = interleaved(o, source, env, lambda v, under: Variant(v, o.binary, o.before, under))
+    results = runs(o, source, env, lambda v, under: Variant(v, o.binary, o.before, under))
     ok = report(results, wls, variants, o)
     if o.json:
         with open(o.json, "w") as f:

@@ -11,13 +11,14 @@ workloads as bench/load.py's, which this imports):
   plain            no configuration file: the embedded default (every
                    recipient accepted into the one Maildir, no question
                    asked at RCPT)
+  plain-again      plain once more: against plain, the bench's own bias
+                   and spread (an A/A comparison)
   domains          `domains` only: every RCPT crosses into the host's
                    policy, every message still goes to the one Maildir
   questions        `domains` and one connection limit (concurrent
-                   connections per client): MAIL crosses into the host too
-                   (the guest asks MAIL whenever rate limits are on), but
-                   no per-message limit is counted; against `domains`, the
-                   cost of the MAIL question alone
+                   connections per client): a connection slot per
+                   connection; no per-message limit, so MAIL is not asked
+                   (the guest asks MAIL only when a message limit is on)
   policy-inbox     everything `policy` has but the recipients table:
                    `relay_networks` and every `[rate_limits]` limit; the
                    copy goes to the one Maildir
@@ -48,10 +49,17 @@ bootstrap interval of the median) and the extra server CPU in ms per
 message. Reps interleave the variants, each rep rotating their order so
 that none always runs first. The machine's noise (10-30 % between runs)
 is why: pair each run with plain's of the same rep, and use many reps
-(--reps 12 --scale 2 for a verdict within a few per cent).
+(--reps 12 --scale 2). With --together a rep runs its variants at once,
+each a server under its own smtp-source, and measures each over the
+window in which all are loaded (bench/load.py's run_together): the
+machine's drift is then the same for every variant, and a rep's ratio
+moves by about 0.03 instead of 0.3 (plain against plain, --variants
+plain,plain-again: 1.00, 95 % interval 0.996-1.013 over 10 reps). Each
+server then shares the machine with the others, so its CPU per message is
+higher than alone: the ratios are what to read, not the absolute figures.
 
 Usage: bench/policy.py [--workloads b] [--reps 3] [--variants V,V...] [--scale F] [--users N] [--json FILE]
-                       [--fs fresh|shared]
+                       [--together] [--fs fresh|shared]
 Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default
 /tmp/smtpcell-bench), SMTPCELL_LOG (default warn).
 """
@@ -65,9 +73,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (bench/load.py, beside this file)
-from ab import arguments, cell, stores, fmt, interleaved, med, pairs, prepare, ratio_cells  # noqa: E402
+from ab import arguments, cell, fmt, med, method, pairs, prepare, ratio_cells, runs, stores  # noqa: E402
 
-VARIANTS = ["plain", "domains", "questions", "policy-inbox", "policy", "policy-greylist"]
+VARIANTS = ["plain", "plain-again", "domains", "questions", "policy-inbox", "policy", "policy-greylist"]
 DOMAIN = "bench.example"
 # A local domain whose every user is caught by one entry (`@domain`).
 CATCHALL_DOMAIN = "catchall.example"
@@ -121,7 +129,7 @@ def recipients_table(users):
 def config_text(variant, run_dir, table):
     """smtpcell.toml for `variant` (None for plain); `table` is the
     recipients file's path."""
-    if variant == "plain":
+    if variant in ("plain", "plain-again"):
         return None
     out = ["domains = [%s]" % ", ".join(toml_str(d) for d in (DOMAIN, CATCHALL_DOMAIN)),
            "outgoing = %s" % toml_str(os.path.join(run_dir, "outgoing"))]
@@ -215,7 +223,7 @@ def report(results, wls, variants, o, keys):
     print("  recipients table: %d keys (%d users, %d aliases, a catch-all, rcpt@%s)" % (keys, o.users, ALIASES,
                                                                                         DOMAIN))
     if o.reps > 1:
-        print("  %d reps, variants interleaved (order rotated per rep); median first, every rep in brackets" % o.reps)
+        print("  " + method(o))
     print()
     print("| wl | variant | msg/s | server CPU s/1k msgs | user / system s/1k | peak RSS MiB | acked | stored |")
     print("|----|---------|------:|---------------------:|-------------------:|-------------:|------:|-------:|")
@@ -264,7 +272,8 @@ def report(results, wls, variants, o, keys):
 
 def main():
     o = arguments(__doc__, VARIANTS, 3, lambda ap: ap.add_argument(
-        "--users", type=int, default=10000, help="mailboxes in the recipients table"))
+        "--users", type=int, default=10000, help="mailboxes in the recipients table"),
+        default=[v for v in VARIANTS if v != "plain-again"])
     wls, variants = o.wls, o.variants
     source, env = prepare(o)
     table_dir = os.path.join(load.WORK, "maildir", load.RUN_ID)
@@ -273,7 +282,7 @@ def main():
     text, keys = recipients_table(o.users)
     with open(table, "w") as f:
         f.write(text)
-    results = interleaved(o, source, env, lambda v, under: Variant(v, o.binary, table, under))
+    results = runs(o, source, env, lambda v, under: Variant(v, o.binary, table, under))
     ok = report(results, wls, variants, o, keys)
     if o.json:
         with open(o.json, "w") as f:
