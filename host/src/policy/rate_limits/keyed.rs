@@ -89,6 +89,14 @@ impl Cell {
         }
     }
 
+    /// Takes one request's emission interval `t` (ns) back off the
+    /// theoretical arrival time. GCRA stored `max(tat, now) + t` for the
+    /// request; `max(tat, now)` decides every later request as `tat` did,
+    /// so this undoes the count, whatever was counted since.
+    fn give_back(&self, t: u64) {
+        let _ = self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| Some(tat.saturating_sub(t)));
+    }
+
     /// Whether the state is no different from a fresh key's at `drop_below`.
     fn is_idle(&self, drop_below: Nanos) -> bool {
         self.0.load(Ordering::Relaxed) <= drop_below.as_u64()
@@ -165,6 +173,9 @@ pub(super) struct KeyedLimit<K: Hash + Eq + Clone> {
     next_sweep: AtomicU64,
     /// What a refusal by this limit reports.
     refusal: Limited,
+    /// The quota's emission interval, in nanoseconds: what one counted
+    /// request adds to its key's state.
+    interval: u64,
 }
 
 impl<K: Hash + Eq + Clone> KeyedLimit<K> {
@@ -187,6 +198,8 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
             clock: clock.clone(),
             next_sweep: AtomicU64::new(0),
             refusal,
+            // Governor's GCRA uses the same interval, at least 1 ns.
+            interval: Nanos::from(quota.replenish_interval()).as_u64().max(1),
         }
     }
 
@@ -202,10 +215,30 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     /// for a known key; a crowded limit first forgets its idle keys, so
     /// that a key new after a flood gets a cell of its own.
     pub(super) fn count(&self, key: K) {
+        let _ = self.take(&key);
+    }
+
+    /// Counts one request for `key` if it passes; a refused one counts
+    /// nothing. One map lookup for a known key, where asking
+    /// ([`KeyedLimit::allows`]) and then counting takes two; a request
+    /// that other limits must pass too gives its count back with
+    /// [`KeyedLimit::give_back`] when one of them refuses it.
+    pub(super) fn take(&self, key: &K) -> Result<(), Limited> {
         if self.cells.crowded.load(Ordering::Relaxed) {
             self.sweep();
         }
-        let _ = self.limiter.check_key(&Probe { slot: Slot::Key(key), count: true });
+        let probe = Probe { slot: Slot::Key(key.clone()), count: true };
+        self.limiter.check_key(&probe).map_err(|_: NotUntil<Nanos>| self.refusal)
+    }
+
+    /// Undoes one [`KeyedLimit::take`] for `key` that passed: in its own
+    /// cell, or in the overflow cell that a key without room counted in.
+    pub(super) fn give_back(&self, key: &K) {
+        let cells = &self.cells;
+        let cell = cells.map.get(&Slot::Key(key.clone())).or_else(|| cells.map.get(&cells.overflow));
+        if let Some(cell) = cell {
+            cell.give_back(self.interval);
+        }
     }
 
     /// Forgets the keys idle for a window, unless the limit scanned within
@@ -231,6 +264,18 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
 /// [`KeyedLimit::allows`] for a limit that may be off (`None`: allows all).
 pub(super) fn allows<K: Hash + Eq + Clone>(limit: &Option<KeyedLimit<K>>, key: &K) -> Result<(), Limited> {
     limit.as_ref().map_or(Ok(()), |limit| limit.allows(key))
+}
+
+/// [`KeyedLimit::take`] for a limit that may be off (`None`: passes).
+pub(super) fn take<K: Hash + Eq + Clone>(limit: &Option<KeyedLimit<K>>, key: &K) -> Result<(), Limited> {
+    limit.as_ref().map_or(Ok(()), |limit| limit.take(key))
+}
+
+/// [`KeyedLimit::give_back`] for a limit that may be off (`None`: nothing).
+pub(super) fn give_back<K: Hash + Eq + Clone>(limit: &Option<KeyedLimit<K>>, key: &K) {
+    if let Some(limit) = limit {
+        limit.give_back(key);
+    }
 }
 
 /// [`KeyedLimit::count`] for a limit that may be off (`None`: nothing).

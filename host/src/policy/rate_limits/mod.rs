@@ -6,11 +6,13 @@
 //! 451 4.7.1 at MAIL/RCPT (RFC 5321 section 4.2.3: transient, the client
 //! may retry later).
 //!
-//! A request refused by one limit counts against none: every limit is
-//! asked first ([`keyed::KeyedLimit::allows`]) and counted only when all
-//! pass, so one client over its own limit does not use up its network's
-//! (two requests racing may both pass the last count: the limits are
-//! approximate by the number of requests in flight at once).
+//! A request refused by one limit counts against none, so that one client
+//! over its own limit does not use up its network's: each limit counts
+//! the request as it passes it ([`keyed::KeyedLimit::take`], one map
+//! lookup), and a refusal by a later one gives the earlier counts back.
+//! Requests in flight at once make the limits approximate by their
+//! number: two racing may both pass the last count, or one may be refused
+//! on a count the other then gives back.
 //!
 //! Time is read only through the injected [`Clock`] (its monotonic
 //! reading), so tests advance a [`FakeClock`](crate::policy::FakeClock).
@@ -36,7 +38,7 @@ use crate::policy::Networks;
 use crate::policy::client_network::NetworkPrefixes;
 use crate::policy::clock::Clock;
 use concurrency::Concurrency;
-use keyed::{GovernorClock, KeyedLimit, allows, count};
+use keyed::{GovernorClock, KeyedLimit, allows, count, give_back, take};
 use shared::SharedLimits;
 
 /// Which limit refused: [`Limited::name`] names it for logs,
@@ -111,6 +113,18 @@ impl PerClient {
     fn count(&self, key: &ClientKey) {
         count(&self.client, key.client);
         count(&self.network, key.network);
+    }
+
+    /// Counts the request against both if both pass; else counts nothing
+    /// and says which refused.
+    fn take(&self, key: &ClientKey) -> Result<(), Limited> {
+        take(&self.client, &key.client)?;
+        take(&self.network, &key.network).inspect_err(|_| give_back(&self.client, &key.client))
+    }
+
+    fn give_back(&self, key: &ClientKey) {
+        give_back(&self.client, &key.client);
+        give_back(&self.network, &key.network);
     }
 }
 
@@ -244,14 +258,12 @@ impl RateLimits {
     pub fn admit(&self, ip: IpAddr) -> Result<ConnectionSlot, Limited> {
         let Some(key) = self.key(ip) else { return Ok(ConnectionSlot::none()) };
         let Some(concurrency) = &self.concurrency else {
-            self.connections.allows(&key)?;
-            self.connections.count(&key);
+            self.connections.take(&key)?;
             return Ok(ConnectionSlot::none());
         };
         let admission = concurrency.lock();
         admission.allows(key.client, key.network)?;
-        self.connections.allows(&key)?;
-        self.connections.count(&key);
+        self.connections.take(&key)?;
         Ok(admission.take(key.client, key.network))
     }
 
@@ -290,13 +302,22 @@ impl RateLimits {
             .as_ref()
             .filter(|_| !reverse_path.is_empty())
             .map(|limit| (limit, Arc::from(reverse_path.to_lowercase())));
-        self.messages.allows(key)?;
-        for (limit, name) in user.iter().chain(&sender) {
-            limit.allows(name)?;
+        self.messages.take(key)?;
+        let (user, sender) = (user.as_ref(), sender.as_ref());
+        if let Some((limit, name)) = user
+            && let Err(limited) = limit.take(name)
+        {
+            self.messages.give_back(key);
+            return Err(limited);
         }
-        self.messages.count(key);
-        for (limit, name) in user.into_iter().chain(sender) {
-            limit.count(name);
+        if let Some((limit, name)) = sender
+            && let Err(limited) = limit.take(name)
+        {
+            self.messages.give_back(key);
+            if let Some((limit, name)) = user {
+                limit.give_back(name);
+            }
+            return Err(limited);
         }
         Ok(())
     }
@@ -322,9 +343,7 @@ impl RateLimits {
     }
 
     fn local_recipient(&self, key: &ClientKey) -> Result<(), Limited> {
-        self.recipients.allows(key)?;
-        self.recipients.count(key);
-        Ok(())
+        self.recipients.take(key)
     }
 
     /// Records a failed AUTH from `ip` (RFC 4954 535 5.7.8).

@@ -137,6 +137,32 @@ fn a_refused_request_counts_against_no_limit() {
     assert_eq!(done(limits.recipient(ip("192.0.2.3"))), Err(Limited::NetworkRecipientsPerMinute));
 }
 
+/// Each limit counts a request as it passes it; one that then refuses it
+/// gives back what the limits before it counted.
+#[test]
+fn a_refusal_gives_back_the_counts_of_the_limits_before_it() {
+    let (limits, clock) =
+        limits("client_messages_per_minute = 2\nnetwork_messages_per_minute = 3\nsender_messages_per_hour = 1");
+    let send = |from, sender| done(limits.message(ip(from), None, sender));
+    send("192.0.2.1", "a@example.org").unwrap();
+    // The sender limit refuses after the client's and the network's passed.
+    for _ in 0..10 {
+        assert_eq!(send("192.0.2.1", "a@example.org"), Err(Limited::SenderMessagesPerHour));
+    }
+    // Given back: the client has one message left, the network two.
+    send("192.0.2.1", "b@example.org").unwrap();
+    assert_eq!(send("192.0.2.1", "c@example.org"), Err(Limited::ClientMessagesPerMinute));
+    send("192.0.2.2", "d@example.org").unwrap();
+    // The network refuses after the client's passed.
+    for _ in 0..10 {
+        assert_eq!(send("192.0.2.3", "e@example.org"), Err(Limited::NetworkMessagesPerMinute));
+    }
+    // 20 s give the network one message back (3 a minute); the client's
+    // ten counts were given back, or it would wait five minutes.
+    clock.advance(Duration::from_secs(20));
+    send("192.0.2.3", "f@example.org").unwrap();
+}
+
 /// The synchronous checks the connection takes before any future count
 /// exactly as the asynchronous ones: a pass counts, a refusal does not.
 #[test]
