@@ -28,6 +28,9 @@ workloads as bench/load.py's, which this imports):
                    ROOT/bench.example/rcpt/), relay_networks, every rate
                    limit set too high to trigger (so each is checked on
                    every connection, MAIL and RCPT)
+  policy-before    `policy` on the binary of --before: against `policy`,
+                   what a change to the server did to the policy's cost
+                   (best with --together)
   policy-greylist  `policy` with greylisting on: min_delay_secs = 0, and
                    smtp-source's triplet deferred once and passed by a
                    client of this script before the warm-up, so that every
@@ -59,7 +62,7 @@ server then shares the machine with the others, so its CPU per message is
 higher than alone: the ratios are what to read, not the absolute figures.
 
 Usage: bench/policy.py [--workloads b] [--reps 3] [--variants V,V...] [--scale F] [--users N] [--json FILE]
-                       [--together] [--fs fresh|shared]
+                       [--together] [--fs fresh|shared] [--before BINARY]
 Env: SMTPCELL (binary, default target/release/smtpcell), BENCH_WORK (default
 /tmp/smtpcell-bench), SMTPCELL_LOG (default warn).
 """
@@ -73,9 +76,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (bench/load.py, beside this file)
-from ab import arguments, cell, fmt, med, method, pairs, prepare, ratio_cells, runs, stores  # noqa: E402
+from ab import arguments, cell, fmt, med, median_ci, method, pairs, prepare, ratio_cells, runs, stores  # noqa: E402
 
-VARIANTS = ["plain", "plain-again", "domains", "questions", "policy-inbox", "policy", "policy-greylist"]
+VARIANTS = ["plain", "plain-again", "domains", "questions", "policy-inbox", "policy", "policy-greylist", "policy-before"]
 DOMAIN = "bench.example"
 # A local domain whose every user is caught by one entry (`@domain`).
 CATCHALL_DOMAIN = "catchall.example"
@@ -167,11 +170,13 @@ class Variant(load.Server):
 
     def __init__(self, variant, binary, table, under):
         base = load.smtpcell_target(variant, binary=binary, under=under)
-        self.variant, self.inbox = variant, base.maildir
+        # policy-before is policy, on another binary.
+        kind = "policy" if variant == "policy-before" else variant
+        self.variant, self.inbox = kind, base.maildir
         run_dir = base.maildir + ".run"
         os.makedirs(run_dir)
         self.mailbox = os.path.join(run_dir, "mailboxes", DOMAIN, "rcpt")
-        text = config_text(variant, run_dir, table)
+        text = config_text(kind, run_dir, table)
         extra = []
         if text is not None:
             path = os.path.join(run_dir, "smtpcell.toml")
@@ -182,7 +187,7 @@ class Variant(load.Server):
                 raise SystemExit("%s: smtpcell config check failed:\n%s%s" % (variant, check.stdout, check.stderr))
             extra = ["--config", path]
         super().__init__(variant, lambda port: base.argv(port) + extra, base.env,
-                         self.mailbox if variant in ("policy", "policy-greylist") else self.inbox)
+                         self.mailbox if kind in ("policy", "policy-greylist") else self.inbox)
 
     def start(self, port):
         super().start(port)
@@ -214,7 +219,7 @@ def report(results, wls, variants, o, keys):
     print("\nsmtpcell policy cost: smtp-source -> one smtpcell binary, with and without a policy (same run)")
     print("  " + o.machine)
     print("  load average at the end %.2f %.2f %.2f" % os.getloadavg())
-    print("  binary: %s" % o.binary)
+    print("  binary: %s%s" % (o.binary, "; policy-before: %s" % o.before if o.before else ""))
     print("  command: %s" % " ".join(["bench/policy.py"] + [shlex.quote(a) for a in sys.argv[1:]]))
     print("  " + stores(o))
     for w in wls:
@@ -263,6 +268,13 @@ def report(results, wls, variants, o, keys):
                 print("\nIssue 14 criterion (policy on b, CPU per message at most 1.10 x plain): median of the reps'"
                       " ratios %.2f, ratio of the medians %.2f: %s" % (ratio, of[0] / of[1], "met by both" if max(
                           ratio, of[0] / of[1]) <= 1.10 else "over 1.10 by at least one"))
+    if "policy" in variants and "policy-before" in variants:
+        for w in wls:
+            ratios = [a / b for a, b in pairs(results, w, "policy", "policy-before") if b]
+            if len(ratios) > 2:
+                print("\n%s: policy's CPU per message over policy-before's (%s) in the same rep: median %.3f, 95 %% "
+                      "interval %.3f-%.3f, reps %.3f-%.3f" % (w, o.before, med(ratios), *median_ci(ratios),
+                                                              min(ratios), max(ratios)))
     bad = [r for r in results if r["stored"] != r["acked"]]
     for r in bad:
         print("ERROR: %s %s rep %d: %d acknowledged, %d in %s/new (%d in the one Maildir instead)"
@@ -271,9 +283,13 @@ def report(results, wls, variants, o, keys):
 
 
 def main():
-    o = arguments(__doc__, VARIANTS, 3, lambda ap: ap.add_argument(
-        "--users", type=int, default=10000, help="mailboxes in the recipients table"),
-        default=[v for v in VARIANTS if v != "plain-again"])
+    def more(ap):
+        ap.add_argument("--users", type=int, default=10000, help="mailboxes in the recipients table")
+        ap.add_argument("--before", help="the binary variant policy-before runs")
+    o = arguments(__doc__, VARIANTS, 3, more, default=[v for v in VARIANTS if v not in ("plain-again", "policy-before")])
+    if ("policy-before" in o.variants) != bool(o.before):
+        raise SystemExit("--before BINARY and the variant policy-before go together")
+    o.before = o.before and os.path.abspath(o.before)
     wls, variants = o.wls, o.variants
     source, env = prepare(o)
     table_dir = os.path.join(load.WORK, "maildir", load.RUN_ID)
@@ -282,7 +298,8 @@ def main():
     text, keys = recipients_table(o.users)
     with open(table, "w") as f:
         f.write(text)
-    results = runs(o, source, env, lambda v, under: Variant(v, o.binary, table, under))
+    results = runs(o, source, env,
+                   lambda v, under: Variant(v, o.before if v == "policy-before" else o.binary, table, under))
     ok = report(results, wls, variants, o, keys)
     if o.json:
         with open(o.json, "w") as f:
