@@ -40,7 +40,7 @@ def private_mounts():
 def fresh_fs(mount_point, size_gib=2):
     """A new journaled ext4 of `size_gib` GiB (sparse) mounted at
     `mount_point` for the `with` block; unmounted and its image deleted
-    after."""
+    after, and the mount point with its parent once that is empty."""
     image = mount_point.rstrip("/") + ".img"
     os.makedirs(mount_point, exist_ok=True)
     with open(image, "wb") as f:
@@ -55,3 +55,5 @@ def fresh_fs(mount_point, size_gib=2):
     finally:
         os.unlink(image)
         os.rmdir(mount_point)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(mount_point.rstrip("/")))

@@ -34,8 +34,8 @@ workloads as bench/load.py's, which this imports):
   policy-greylist  `policy` with greylisting on: min_delay_secs = 0, and
                    smtp-source's triplet deferred once and passed by a
                    client of this script before the warm-up, so that every
-                   measured RCPT looks up a passed triplet in the redb
-                   database (the steady state of a known sender)
+                   measured RCPT finds a passed triplet (the steady state
+                   of a known sender)
 
 smtp-source sends from bench@bench.example to rcpt@bench.example, from
 127.0.0.1, which no variant lists in relay_networks (a relay network skips
@@ -230,6 +230,7 @@ def report(results, wls, variants, o, keys):
     if o.reps > 1:
         print("  " + method(o))
     print()
+    print("(user / system: the median of each part, which need not add up to the median of the whole)\n")
     print("| wl | variant | msg/s | server CPU s/1k msgs | user / system s/1k | peak RSS MiB | acked | stored |")
     print("|----|---------|------:|---------------------:|-------------------:|-------------:|------:|-------:|")
     for w in wls:
@@ -266,15 +267,15 @@ def report(results, wls, variants, o, keys):
             of = [med(r["cpu1k"] for r in results if r["wl"] == "b" and r["target"] == v) for v in ("policy", "plain")]
             if ratio is not None and of[1]:
                 print("\nIssue 14 criterion (policy on b, CPU per message at most 1.10 x plain): median of the reps'"
-                      " ratios %.2f, ratio of the medians %.2f: %s" % (ratio, of[0] / of[1], "met by both" if max(
+                      " ratios %.3f, ratio of the medians %.3f: %s" % (ratio, of[0] / of[1], "met by both" if max(
                           ratio, of[0] / of[1]) <= 1.10 else "over 1.10 by at least one"))
     if "policy" in variants and "policy-before" in variants:
         for w in wls:
             ratios = [a / b for a, b in pairs(results, w, "policy", "policy-before") if b]
-            if len(ratios) > 2:
+            if ratios:
+                ci = "%.3f-%.3f" % median_ci(ratios) if len(ratios) > 2 else "- (3 reps or more)"
                 print("\n%s: policy's CPU per message over policy-before's (%s) in the same rep: median %.3f, 95 %% "
-                      "interval %.3f-%.3f, reps %.3f-%.3f" % (w, o.before, med(ratios), *median_ci(ratios),
-                                                              min(ratios), max(ratios)))
+                      "interval %s, reps %.3f-%.3f" % (w, o.before, med(ratios), ci, min(ratios), max(ratios)))
     bad = [r for r in results if r["stored"] != r["acked"]]
     for r in bad:
         print("ERROR: %s %s rep %d: %d acknowledged, %d in %s/new (%d in the one Maildir instead)"
