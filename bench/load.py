@@ -278,11 +278,32 @@ def smtp_source(source, env, args, ports):
     acked = 0
     for p in procs:
         out, err = p.communicate()
-        nums = re.findall(rb"(\d+)\r", out)
         if p.returncode != 0:
             log("smtp-source exited %d: %s" % (p.returncode, err.decode(errors="replace")[-300:]))
-        acked += int(nums[-1]) if nums else 0
+        acked += acknowledged(out)
     return acked, time.monotonic() - t0
+
+
+def acknowledged(output):
+    """The last of the running counts smtp-source -c prints (each ends in
+    a carriage return): the messages it had acknowledged."""
+    nums = re.findall(rb"(\d+)\r", output)
+    return int(nums[-1]) if nums else 0
+
+
+# 200 messages before every measured run.
+WARM_UP = ["-c", "-s", "20", "-m", "200", "-l", "1024"]
+
+
+def per_1k(cpu0, cpu1, messages):
+    """Server CPU seconds per 1,000 messages between two (user, system)
+    readings: the whole, and its user and system parts (None without
+    messages)."""
+    (user0, sys0), (user1, sys1) = cpu0, cpu1
+    if not messages:
+        return dict(cpu1k=None, user1k=None, sys1k=None)
+    return dict(cpu1k=(user1 + sys1 - user0 - sys0) * 1000.0 / messages,
+                user1k=(user1 - user0) * 1000.0 / messages, sys1k=(sys1 - sys0) * 1000.0 / messages)
 
 
 def scaled(args, scale):
@@ -298,25 +319,22 @@ def run_one(target, wl, args, source, env):
         target = Hosts(target.name, [target])
     target.start()
     try:
-        smtp_source(source, env, ["-c", "-s", "20", "-m", "200", "-l", "1024"], target.ports())  # warm-up
+        smtp_source(source, env, WARM_UP, target.ports())
         before = target.stored()
         subprocess.run(["sync"])
         time.sleep(0.3)
-        user0, sys0 = target.cpu_split()
+        cpu0 = target.cpu_split()
         pg0 = target.cluster.cpu() if target.cluster else None
         acked, elapsed = smtp_source(source, env, args, target.ports())
-        user1, sys1 = target.cpu_split()
+        cpu1 = target.cpu_split()
         pg1 = target.cluster.cpu() if target.cluster else None
         hwm = target.hwm()
         stored = None if before is None else target.stored() - before
     finally:
         target.stop()
-    r = dict(target=target.name, wl=wl, acked=acked, rate=acked / elapsed if elapsed else 0.0,
-             cpu1k=(user1 + sys1 - user0 - sys0) * 1000.0 / acked if acked else None, hwm=hwm / 1024.0,
-             stored=stored,
-             user1k=(user1 - user0) * 1000.0 / acked if acked else None,
-             sys1k=(sys1 - sys0) * 1000.0 / acked if acked else None,
-             pg1k=(pg1 - pg0) * 1000.0 / acked if acked and pg0 is not None else None)
+    r = dict(target=target.name, wl=wl, acked=acked, rate=acked / elapsed if elapsed else 0.0, hwm=hwm / 1024.0,
+             stored=stored, pg1k=(pg1 - pg0) * 1000.0 / acked if acked and pg0 is not None else None,
+             **per_1k(cpu0, cpu1, acked))
     log("%-15s %s  %5d acked in %6.2f s = %7.1f msg/s  cpu/1k %s  pg cpu/1k %s  hwm %.1f MiB  stored %s"
         % (r["target"], wl, acked, elapsed, r["rate"], "%.3f" % r["cpu1k"] if r["cpu1k"] else "n/a",
            "%.3f" % r["pg1k"] if r["pg1k"] is not None else "-", r["hwm"], stored))
@@ -337,7 +355,7 @@ def run_together(servers, wl, args, source, env):
             server.start(free_port())
             started.append(server)
         for server in servers:
-            smtp_source(source, env, ["-c", "-s", "20", "-m", "200", "-l", "1024"], [server.port])  # warm-up
+            smtp_source(source, env, WARM_UP, [server.port])
         before = [server.stored() for server in servers]
         subprocess.run(["sync"])
         time.sleep(0.3)
@@ -361,8 +379,7 @@ def run_together(servers, wl, args, source, env):
             out.close()
             if p.returncode != 0:
                 log("smtp-source exited %d: %s" % (p.returncode, text.decode(errors="replace")[-300:]))
-            nums = re.findall(rb"(\d+)\r", text)
-            acked.append(int(nums[-1]) if nums else 0)
+            acked.append(acknowledged(text))
         hwm = [status_kib(server.proc.pid, "VmHWM") / 1024.0 for server in servers]
         stored = [server.stored() - b for server, b in zip(servers, before)]
     finally:
@@ -371,11 +388,8 @@ def run_together(servers, wl, args, source, env):
     results = []
     for i, server in enumerate(servers):
         n = in_window[i]
-        (u0, s0), (u1, s1) = cpu0[i], cpu1[i]
-        r = dict(target=server.name, wl=wl, acked=acked[i], rate=n / window if window else 0.0,
-                 cpu1k=(u1 + s1 - u0 - s0) * 1000.0 / n if n else None, hwm=hwm[i], stored=stored[i],
-                 user1k=(u1 - u0) * 1000.0 / n if n else None, sys1k=(s1 - s0) * 1000.0 / n if n else None,
-                 pg1k=None, window=n)
+        r = dict(target=server.name, wl=wl, acked=acked[i], rate=n / window if window else 0.0, hwm=hwm[i],
+                 stored=stored[i], pg1k=None, window=n, **per_1k(cpu0[i], cpu1[i], n))
         log("%-15s %s  %5d stored in the %.2f s window = %7.1f msg/s  cpu/1k %s  hwm %.1f MiB  acked %d stored %d"
             % (r["target"], wl, n, window, r["rate"], "%.3f" % r["cpu1k"] if r["cpu1k"] else "n/a", r["hwm"],
                acked[i], stored[i]))

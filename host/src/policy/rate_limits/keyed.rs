@@ -210,19 +210,13 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
         self.limiter.check_key(&probe).map_err(|_: NotUntil<Nanos>| self.refusal)
     }
 
-    /// Counts one request for `key` (whether or not it passed: the caller
-    /// has decided already, by [`KeyedLimit::allows`]). One map lookup
-    /// for a known key; a crowded limit first forgets its idle keys, so
-    /// that a key new after a flood gets a cell of its own.
-    pub(super) fn count(&self, key: K) {
-        let _ = self.take(&key);
-    }
-
     /// Counts one request for `key` if it passes; a refused one counts
     /// nothing. One map lookup for a known key, where asking
     /// ([`KeyedLimit::allows`]) and then counting takes two; a request
     /// that other limits must pass too gives its count back with
-    /// [`KeyedLimit::give_back`] when one of them refuses it.
+    /// [`KeyedLimit::give_back`] when one of them refuses it. A crowded
+    /// limit first forgets its idle keys, so that a key new after a flood
+    /// gets a cell of its own.
     pub(super) fn take(&self, key: &K) -> Result<(), Limited> {
         if self.cells.crowded.load(Ordering::Relaxed) {
             self.sweep();
@@ -275,12 +269,5 @@ pub(super) fn take<K: Hash + Eq + Clone>(limit: &Option<KeyedLimit<K>>, key: &K)
 pub(super) fn give_back<K: Hash + Eq + Clone>(limit: &Option<KeyedLimit<K>>, key: &K) {
     if let Some(limit) = limit {
         limit.give_back(key);
-    }
-}
-
-/// [`KeyedLimit::count`] for a limit that may be off (`None`: nothing).
-pub(super) fn count<K: Hash + Eq + Clone>(limit: &Option<KeyedLimit<K>>, key: K) {
-    if let Some(limit) = limit {
-        limit.count(key);
     }
 }

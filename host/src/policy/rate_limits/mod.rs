@@ -38,7 +38,7 @@ use crate::policy::Networks;
 use crate::policy::client_network::NetworkPrefixes;
 use crate::policy::clock::Clock;
 use concurrency::Concurrency;
-use keyed::{GovernorClock, KeyedLimit, allows, count, give_back, take};
+use keyed::{GovernorClock, KeyedLimit, allows, give_back, take};
 use shared::SharedLimits;
 
 /// Which limit refused: [`Limited::name`] names it for logs,
@@ -111,8 +111,10 @@ impl PerClient {
     }
 
     fn count(&self, key: &ClientKey) {
-        count(&self.client, key.client);
-        count(&self.network, key.network);
+        // Each on its own: a failure counts against the client even when
+        // its network's count is full.
+        let _ = take(&self.client, &key.client);
+        let _ = take(&self.network, &key.network);
     }
 
     /// Counts the request against both if both pass; else counts nothing
